@@ -1,0 +1,255 @@
+//! Mechanisms: the registry (source of C_GetMechanismList/Info and of dispatch) and the
+//! local crypto on aws-lc-rs. Keys are prepared once into a [`LocalKey`] and shared.
+//!
+//! This layer knows nothing of sessions, handles or attributes: it takes a typed
+//! [`Mechanism`] and key material, and returns typed results or spec return codes.
+
+use crate::error::{Error, Result};
+use cryptoki_sys::*;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// Typed mechanism parameters, parsed from `CK_MECHANISM.pParameter` by `ffi/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MechParam {
+    /// No parameter (pParameter NULL / ulParameterLen 0).
+    None,
+    /// A raw byte string: the IV of CBC/CBC-PAD/ECB-less modes, the optional IV of
+    /// AES-KW/KWP, or any parameter passed as plain bytes.
+    Bytes(Vec<u8>),
+    /// `CK_GCM_PARAMS`.
+    Gcm { iv: Vec<u8>, aad: Vec<u8>, tag_bits: u64 },
+    /// `CK_AES_CTR_PARAMS`.
+    Ctr { counter_bits: u64, cb: [u8; 16] },
+    /// `CK_RSA_PKCS_PSS_PARAMS`.
+    Pss { hash: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE, salt_len: u64 },
+    /// `CK_RSA_PKCS_OAEP_PARAMS` (label = source data when source is CKZ_DATA_SPECIFIED).
+    Oaep { hash: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE, label: Vec<u8> },
+    /// A `CK_ULONG` parameter (e.g. `CK_MAC_GENERAL_PARAMS` output length).
+    Ulong(u64),
+}
+
+/// A mechanism with its typed parameter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mechanism {
+    pub mech: CK_MECHANISM_TYPE,
+    pub param: MechParam,
+}
+
+/// Named curves the module supports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Curve {
+    P256,
+    P384,
+    P521,
+}
+
+/// Raw key material, as imported or generated. Secret parts are zeroized on drop.
+#[derive(Clone)]
+pub enum KeyMaterial {
+    /// AES or generic secret key value (`key_type` is CKK_AES or CKK_GENERIC_SECRET).
+    Secret { key_type: CK_KEY_TYPE, value: Zeroizing<Vec<u8>> },
+    /// RSA private key as PKCS#1 `RSAPrivateKey` DER.
+    RsaPrivate { der: Zeroizing<Vec<u8>> },
+    /// RSA public key: big-endian modulus and public exponent, no leading zeros.
+    RsaPublic { n: Vec<u8>, e: Vec<u8> },
+    /// EC private key: big-endian scalar (field width) and uncompressed public point.
+    EcPrivate { curve: Curve, d: Zeroizing<Vec<u8>>, point: Vec<u8> },
+    /// EC public key: uncompressed point 04||X||Y.
+    EcPublic { curve: Curve, point: Vec<u8> },
+}
+
+/// Plain RSA components (big-endian, no leading zeros). Private ones zeroize.
+pub struct RsaComponents {
+    pub n: Vec<u8>,
+    pub e: Vec<u8>,
+    pub d: Zeroizing<Vec<u8>>,
+    pub p: Zeroizing<Vec<u8>>,
+    pub q: Zeroizing<Vec<u8>>,
+    pub dp: Zeroizing<Vec<u8>>,
+    pub dq: Zeroizing<Vec<u8>>,
+    pub qinv: Zeroizing<Vec<u8>>,
+}
+
+/// A key prepared once for local crypto (aws-lc objects built at most once, then
+/// shared by every operation and thread).
+pub struct LocalKey {
+    material: KeyMaterial,
+}
+
+impl LocalKey {
+    /// Validate `material` and prepare it. Bad material is `CKR_ATTRIBUTE_VALUE_INVALID`
+    /// (or `CKR_KEY_SIZE_RANGE` for a size the module does not support).
+    pub fn new(material: KeyMaterial) -> Result<Arc<LocalKey>> {
+        Ok(Arc::new(LocalKey { material }))
+    }
+
+    /// The material this key was built from.
+    pub fn material(&self) -> &KeyMaterial {
+        &self.material
+    }
+}
+
+/// A multi-part encrypt or decrypt operation. Outputs are whole: `update` returns the
+/// bytes that are final so far, `finish` the rest.
+pub trait Cipher: Send {
+    /// C_EncryptUpdate / C_DecryptUpdate.
+    fn update(&mut self, input: &[u8]) -> Result<Vec<u8>>;
+    /// C_EncryptFinal / C_DecryptFinal.
+    fn finish(&mut self) -> Result<Vec<u8>>;
+    /// C_Encrypt / C_Decrypt: the whole input at once.
+    fn oneshot(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+        let mut out = self.update(input)?;
+        out.extend(self.finish()?);
+        Ok(out)
+    }
+}
+
+/// A sign (or MAC) operation.
+pub trait Signer: Send {
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    fn finish(&mut self) -> Result<Vec<u8>>;
+    /// Single-part C_Sign. Single-part-only mechanisms (CKM_RSA_PKCS, CKM_ECDSA,
+    /// CKM_RSA_PKCS_PSS, CKM_RSA_PKCS_OAEP) have no MULTI flag in the registry; the api
+    /// layer refuses their Update calls, so their `update` may simply buffer.
+    fn oneshot(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        self.update(data)?;
+        self.finish()
+    }
+    /// The signature length this operation will produce.
+    fn sig_len(&self) -> usize;
+}
+
+/// A verify (or MAC check) operation.
+pub trait Verifier: Send {
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    /// `CKR_SIGNATURE_INVALID` or `CKR_SIGNATURE_LEN_RANGE` on failure.
+    fn finish(&mut self, signature: &[u8]) -> Result<()>;
+    fn oneshot(&mut self, data: &[u8], signature: &[u8]) -> Result<()> {
+        self.update(data)?;
+        self.finish(signature)
+    }
+}
+
+/// A digest operation.
+pub trait Digester: Send {
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    /// Digest the value of a secret key (C_DigestKey).
+    fn update_key(&mut self, key: &LocalKey) -> Result<()>;
+    fn finish(&mut self) -> Result<Vec<u8>>;
+    fn len(&self) -> usize;
+}
+
+/// One row of the registry.
+#[derive(Clone, Copy, Debug)]
+pub struct MechInfo {
+    pub mech: CK_MECHANISM_TYPE,
+    /// Sizes in the spec's units for this mechanism (bytes for AES/HMAC, bits for RSA/EC).
+    pub min_key: u64,
+    pub max_key: u64,
+    pub flags: CK_FLAGS,
+}
+
+/// Every mechanism the module offers, in C_GetMechanismList order.
+pub fn registry() -> &'static [MechInfo] {
+    &[]
+}
+
+/// Look one mechanism up; `CKR_MECHANISM_INVALID` if absent.
+pub fn info(mech: CK_MECHANISM_TYPE) -> Result<&'static MechInfo> {
+    registry()
+        .iter()
+        .find(|m| m.mech == mech)
+        .ok_or(Error::new(CKR_MECHANISM_INVALID))
+}
+
+/// Start an encryption (also used by C_WrapKey). Checks mechanism vs key type
+/// (`CKR_KEY_TYPE_INCONSISTENT`) and parameters (`CKR_MECHANISM_PARAM_INVALID`).
+pub fn encrypt_init(_m: &Mechanism, _key: &Arc<LocalKey>) -> Result<Box<dyn Cipher>> {
+    Err(CKR_MECHANISM_INVALID.into())
+}
+
+/// Start a decryption (also used by C_UnwrapKey).
+pub fn decrypt_init(_m: &Mechanism, _key: &Arc<LocalKey>) -> Result<Box<dyn Cipher>> {
+    Err(CKR_MECHANISM_INVALID.into())
+}
+
+/// Start a signature or MAC.
+pub fn sign_init(_m: &Mechanism, _key: &Arc<LocalKey>) -> Result<Box<dyn Signer>> {
+    Err(CKR_MECHANISM_INVALID.into())
+}
+
+/// Start a verification.
+pub fn verify_init(_m: &Mechanism, _key: &Arc<LocalKey>) -> Result<Box<dyn Verifier>> {
+    Err(CKR_MECHANISM_INVALID.into())
+}
+
+/// Start a digest.
+pub fn digest_init(_m: &Mechanism) -> Result<Box<dyn Digester>> {
+    Err(CKR_MECHANISM_INVALID.into())
+}
+
+/// Fill `buf` from the system RNG.
+pub fn random(_buf: &mut [u8]) -> Result<()> {
+    Err(CKR_RANDOM_NO_RNG.into())
+}
+
+/// Generate a fresh secret of `len` bytes.
+pub fn generate_secret(len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let mut v = Zeroizing::new(vec![0u8; len]);
+    random(&mut v)?;
+    Ok(v)
+}
+
+/// Generate an RSA key pair; returns `KeyMaterial::RsaPrivate`. `bits` 2048..=4096
+/// (multiple of 8), `public_exponent` big-endian (only 65537 need be supported:
+/// others are `CKR_TEMPLATE_INCONSISTENT`).
+pub fn generate_rsa(_bits: u64, _public_exponent: &[u8]) -> Result<KeyMaterial> {
+    Err(CKR_MECHANISM_INVALID.into())
+}
+
+/// Generate an EC key pair; returns `KeyMaterial::EcPrivate`.
+pub fn generate_ec(_curve: Curve) -> Result<KeyMaterial> {
+    Err(CKR_MECHANISM_INVALID.into())
+}
+
+/// Build PKCS#1 RSAPrivateKey DER from components (C_CreateObject import). Components
+/// that do not form a consistent key are `CKR_ATTRIBUTE_VALUE_INVALID`.
+pub fn rsa_private_from_components(_c: &RsaComponents) -> Result<Zeroizing<Vec<u8>>> {
+    Err(CKR_ATTRIBUTE_VALUE_INVALID.into())
+}
+
+/// Parse PKCS#1 RSAPrivateKey DER into components.
+pub fn rsa_components(_der: &[u8]) -> Result<RsaComponents> {
+    Err(CKR_ATTRIBUTE_VALUE_INVALID.into())
+}
+
+/// Compute the public point of an EC private scalar (import without CKA_EC_POINT).
+pub fn ec_public_point(_curve: Curve, _d: &[u8]) -> Result<Vec<u8>> {
+    Err(CKR_ATTRIBUTE_VALUE_INVALID.into())
+}
+
+/// DER `SubjectPublicKeyInfo` for a public or private RSA/EC key (CKA_PUBLIC_KEY_INFO).
+pub fn public_key_info(_m: &KeyMaterial) -> Result<Vec<u8>> {
+    Err(CKR_ATTRIBUTE_VALUE_INVALID.into())
+}
+
+/// Curve from DER `CKA_EC_PARAMS` (named-curve OID, or the PrintableString curve name
+/// form some clients send); `CKR_CURVE_NOT_SUPPORTED` for others.
+pub fn curve_from_params(_der: &[u8]) -> Result<Curve> {
+    Err(CKR_CURVE_NOT_SUPPORTED.into())
+}
+
+/// DER `CKA_EC_PARAMS` (OID) of a curve.
+pub fn curve_params(_c: Curve) -> &'static [u8] {
+    &[]
+}
+
+/// Field size in bytes of a curve (32, 48, 66).
+pub fn curve_field_len(c: Curve) -> usize {
+    match c {
+        Curve::P256 => 32,
+        Curve::P384 => 48,
+        Curve::P521 => 66,
+    }
+}
