@@ -9,6 +9,9 @@ use cryptoki_sys::*;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+mod asym;
+mod sym;
+
 /// Typed mechanism parameters, parsed from `CK_MECHANISM.pParameter` by `ffi/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MechParam {
@@ -152,7 +155,13 @@ pub struct MechInfo {
 
 /// Every mechanism the module offers, in C_GetMechanismList order.
 pub fn registry() -> &'static [MechInfo] {
-    &[]
+    use std::sync::LazyLock;
+    static ALL: LazyLock<Vec<MechInfo>> = LazyLock::new(|| {
+        let mut v = sym::MECHANISMS.to_vec();
+        v.extend_from_slice(asym::MECHANISMS);
+        v
+    });
+    &ALL
 }
 
 /// Look one mechanism up; `CKR_MECHANISM_INVALID` if absent.
@@ -163,35 +172,60 @@ pub fn info(mech: CK_MECHANISM_TYPE) -> Result<&'static MechInfo> {
         .ok_or(Error::new(CKR_MECHANISM_INVALID))
 }
 
+fn is_secret(key: &LocalKey) -> bool {
+    matches!(key.material(), KeyMaterial::Secret { .. })
+}
+
 /// Start an encryption (also used by C_WrapKey). Checks mechanism vs key type
 /// (`CKR_KEY_TYPE_INCONSISTENT`) and parameters (`CKR_MECHANISM_PARAM_INVALID`).
-pub fn encrypt_init(_m: &Mechanism, _key: &Arc<LocalKey>) -> Result<Box<dyn Cipher>> {
-    Err(CKR_MECHANISM_INVALID.into())
+pub fn encrypt_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn Cipher>> {
+    info(m.mech)?;
+    if is_secret(key) {
+        sym::encrypt_init(m, key)
+    } else {
+        asym::encrypt_init(m, key)
+    }
 }
 
 /// Start a decryption (also used by C_UnwrapKey).
-pub fn decrypt_init(_m: &Mechanism, _key: &Arc<LocalKey>) -> Result<Box<dyn Cipher>> {
-    Err(CKR_MECHANISM_INVALID.into())
+pub fn decrypt_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn Cipher>> {
+    info(m.mech)?;
+    if is_secret(key) {
+        sym::decrypt_init(m, key)
+    } else {
+        asym::decrypt_init(m, key)
+    }
 }
 
 /// Start a signature or MAC.
-pub fn sign_init(_m: &Mechanism, _key: &Arc<LocalKey>) -> Result<Box<dyn Signer>> {
-    Err(CKR_MECHANISM_INVALID.into())
+pub fn sign_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn Signer>> {
+    info(m.mech)?;
+    if is_secret(key) {
+        sym::sign_init(m, key)
+    } else {
+        asym::sign_init(m, key)
+    }
 }
 
 /// Start a verification.
-pub fn verify_init(_m: &Mechanism, _key: &Arc<LocalKey>) -> Result<Box<dyn Verifier>> {
-    Err(CKR_MECHANISM_INVALID.into())
+pub fn verify_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn Verifier>> {
+    info(m.mech)?;
+    if is_secret(key) {
+        sym::verify_init(m, key)
+    } else {
+        asym::verify_init(m, key)
+    }
 }
 
 /// Start a digest.
-pub fn digest_init(_m: &Mechanism) -> Result<Box<dyn Digester>> {
-    Err(CKR_MECHANISM_INVALID.into())
+pub fn digest_init(m: &Mechanism) -> Result<Box<dyn Digester>> {
+    info(m.mech)?;
+    sym::digest_init(m)
 }
 
 /// Fill `buf` from the system RNG.
-pub fn random(_buf: &mut [u8]) -> Result<()> {
-    Err(CKR_RANDOM_NO_RNG.into())
+pub fn random(buf: &mut [u8]) -> Result<()> {
+    sym::random(buf)
 }
 
 /// Generate a fresh secret of `len` bytes.
@@ -201,49 +235,10 @@ pub fn generate_secret(len: usize) -> Result<Zeroizing<Vec<u8>>> {
     Ok(v)
 }
 
-/// Generate an RSA key pair; returns `KeyMaterial::RsaPrivate`. `bits` 2048..=4096
-/// (multiple of 8), `public_exponent` big-endian (only 65537 need be supported:
-/// others are `CKR_TEMPLATE_INCONSISTENT`).
-pub fn generate_rsa(_bits: u64, _public_exponent: &[u8]) -> Result<KeyMaterial> {
-    Err(CKR_MECHANISM_INVALID.into())
-}
-
-/// Generate an EC key pair; returns `KeyMaterial::EcPrivate`.
-pub fn generate_ec(_curve: Curve) -> Result<KeyMaterial> {
-    Err(CKR_MECHANISM_INVALID.into())
-}
-
-/// Build PKCS#1 RSAPrivateKey DER from components (C_CreateObject import). Components
-/// that do not form a consistent key are `CKR_ATTRIBUTE_VALUE_INVALID`.
-pub fn rsa_private_from_components(_c: &RsaComponents) -> Result<Zeroizing<Vec<u8>>> {
-    Err(CKR_ATTRIBUTE_VALUE_INVALID.into())
-}
-
-/// Parse PKCS#1 RSAPrivateKey DER into components.
-pub fn rsa_components(_der: &[u8]) -> Result<RsaComponents> {
-    Err(CKR_ATTRIBUTE_VALUE_INVALID.into())
-}
-
-/// Compute the public point of an EC private scalar (import without CKA_EC_POINT).
-pub fn ec_public_point(_curve: Curve, _d: &[u8]) -> Result<Vec<u8>> {
-    Err(CKR_ATTRIBUTE_VALUE_INVALID.into())
-}
-
-/// DER `SubjectPublicKeyInfo` for a public or private RSA/EC key (CKA_PUBLIC_KEY_INFO).
-pub fn public_key_info(_m: &KeyMaterial) -> Result<Vec<u8>> {
-    Err(CKR_ATTRIBUTE_VALUE_INVALID.into())
-}
-
-/// Curve from DER `CKA_EC_PARAMS` (named-curve OID, or the PrintableString curve name
-/// form some clients send); `CKR_CURVE_NOT_SUPPORTED` for others.
-pub fn curve_from_params(_der: &[u8]) -> Result<Curve> {
-    Err(CKR_CURVE_NOT_SUPPORTED.into())
-}
-
-/// DER `CKA_EC_PARAMS` (OID) of a curve.
-pub fn curve_params(_c: Curve) -> &'static [u8] {
-    &[]
-}
+pub use asym::{
+    curve_from_params, curve_params, ec_public_point, generate_ec, generate_rsa,
+    public_key_info, rsa_components, rsa_private_from_components,
+};
 
 /// Field size in bytes of a curve (32, 48, 66).
 pub fn curve_field_len(c: Curve) -> usize {
