@@ -8,6 +8,7 @@ use std::fmt;
 pub struct Error {
     rv: CK_RV,
     msg: Option<String>,
+    needed: Option<usize>,
 }
 
 /// Crate-wide result.
@@ -16,12 +17,22 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// An error with only a return code.
     pub const fn new(rv: CK_RV) -> Self {
-        Error { rv, msg: None }
+        Error { rv, msg: None, needed: None }
     }
 
     /// An error with a return code and a message for the log (never for secrets).
     pub fn msg(rv: CK_RV, msg: impl Into<String>) -> Self {
-        Error { rv, msg: Some(msg.into()) }
+        Error { rv, msg: Some(msg.into()), needed: None }
+    }
+
+    /// `CKR_BUFFER_TOO_SMALL`, carrying the length the caller needs.
+    pub fn too_small(needed: usize) -> Self {
+        Error { rv: CKR_BUFFER_TOO_SMALL, msg: None, needed: Some(needed) }
+    }
+
+    /// The needed output length of a `CKR_BUFFER_TOO_SMALL`.
+    pub fn needed(&self) -> Option<usize> {
+        self.needed
     }
 
     /// The PKCS#11 return value.

@@ -6,3 +6,10 @@ pub mod error;
 pub mod mechanism;
 pub mod backend;
 pub mod store;
+pub mod config;
+#[macro_use]
+pub mod log;
+pub mod object;
+pub mod token;
+pub mod api;
+pub mod session;

@@ -1,0 +1,146 @@
+//! Signing and MACing (§5.11), verifying signatures and MACs (§5.12).
+
+use super::crypt::single_part_only;
+use super::{check_class, key_entry, module};
+use crate::error::{Error, Result};
+use crate::mechanism::{self, Mechanism};
+use crate::session::{keeps_operation, Cap, Output, SignOp, VerifyOp};
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+/// C_SignInit.
+pub fn sign_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
+    let m = module()?;
+    let s = m.session(h)?;
+    let mut g = s.session.lock();
+    if g.sign.is_some() {
+        return Err(CKR_OPERATION_ACTIVE.into());
+    }
+    let e = key_entry(&s.token, key, CKR_KEY_HANDLE_INVALID)?;
+    let needs_auth = {
+        let o = e.obj.read();
+        check_class(&o, &[CKO_SECRET_KEY, CKO_PRIVATE_KEY])?;
+        o.check_usage(CKA_SIGN, mech.mech)?;
+        o.bool_attr(CKA_ALWAYS_AUTHENTICATE)
+    };
+    let k = s.token.key(&e)?;
+    let op = mechanism::sign_init(mech, &k)?;
+    g.sign = Some(SignOp {
+        mech: mech.mech,
+        op,
+        stash: None,
+        multi: false,
+        multipart_ok: !single_part_only(mech.mech),
+        needs_auth,
+    });
+    Ok(())
+}
+
+/// C_Sign (`data` Some) or C_SignFinal (`data` None).
+pub fn sign(h: CK_SESSION_HANDLE, data: Option<&[u8]>, cap: Cap) -> Result<Output> {
+    let m = module()?;
+    let s = m.session(h)?;
+    let mut g = s.session.lock();
+    let op = g.sign.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+    let r = (|| {
+        if op.needs_auth {
+            return Err(Error::from(CKR_USER_NOT_LOGGED_IN));
+        }
+        match data {
+            Some(_) if op.multi => return Err(CKR_OPERATION_ACTIVE.into()),
+            None if !op.multipart_ok => return Err(CKR_FUNCTION_NOT_SUPPORTED.into()),
+            _ => {}
+        }
+        // A signature already made for a query answers the repeat (no second KMS call).
+        let n = op.stash.as_ref().map_or(op.op.sig_len(), |s| s.len());
+        match cap {
+            None => return Ok(Output::Len(n)),
+            Some(c) if c < n => return Err(Error::too_small(n)),
+            _ => {}
+        }
+        if let Some(sig) = op.stash.take() {
+            return Ok(Output::Bytes(sig));
+        }
+        let sig = match data {
+            Some(d) => op.op.oneshot(d)?,
+            None => op.op.finish()?,
+        };
+        Ok(Output::Bytes(Zeroizing::new(sig)))
+    })();
+    match &r {
+        Err(e) if !keeps_operation(e) => g.sign = None,
+        Ok(Output::Bytes(_)) => g.sign = None,
+        _ => {}
+    }
+    r
+}
+
+/// C_SignUpdate.
+pub fn sign_update(h: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
+    let m = module()?;
+    let s = m.session(h)?;
+    let mut g = s.session.lock();
+    let op = g.sign.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+    let r = if !op.multipart_ok {
+        Err(CKR_FUNCTION_NOT_SUPPORTED.into())
+    } else {
+        op.multi = true;
+        op.op.update(part)
+    };
+    if r.is_err() {
+        g.sign = None;
+    }
+    r
+}
+
+/// C_VerifyInit.
+pub fn verify_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
+    let m = module()?;
+    let s = m.session(h)?;
+    let mut g = s.session.lock();
+    if g.verify.is_some() {
+        return Err(CKR_OPERATION_ACTIVE.into());
+    }
+    let e = key_entry(&s.token, key, CKR_KEY_HANDLE_INVALID)?;
+    {
+        let o = e.obj.read();
+        check_class(&o, &[CKO_SECRET_KEY, CKO_PUBLIC_KEY])?;
+        o.check_usage(CKA_VERIFY, mech.mech)?;
+    }
+    let k = s.token.key(&e)?;
+    let op = mechanism::verify_init(mech, &k)?;
+    g.verify = Some(VerifyOp { mech: mech.mech, op, multi: false, multipart_ok: !single_part_only(mech.mech) });
+    Ok(())
+}
+
+/// C_Verify (`data` Some) or C_VerifyFinal (`data` None). Always ends the operation.
+pub fn verify(h: CK_SESSION_HANDLE, data: Option<&[u8]>, sig: &[u8]) -> Result<()> {
+    let m = module()?;
+    let s = m.session(h)?;
+    let mut g = s.session.lock();
+    let mut op = g.verify.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+    match data {
+        Some(_) if op.multi => Err(CKR_OPERATION_ACTIVE.into()),
+        Some(d) => op.op.oneshot(d, sig),
+        None if !op.multipart_ok => Err(CKR_FUNCTION_NOT_SUPPORTED.into()),
+        None => op.op.finish(sig),
+    }
+}
+
+/// C_VerifyUpdate.
+pub fn verify_update(h: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
+    let m = module()?;
+    let s = m.session(h)?;
+    let mut g = s.session.lock();
+    let op = g.verify.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+    let r = if !op.multipart_ok {
+        Err(CKR_FUNCTION_NOT_SUPPORTED.into())
+    } else {
+        op.multi = true;
+        op.op.update(part)
+    };
+    if r.is_err() {
+        g.verify = None;
+    }
+    r
+}

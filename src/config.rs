@@ -1,0 +1,262 @@
+//! Configuration: TOML, found in the order DESIGN.md gives (`P11KMS_CONF`, the
+//! C_Initialize `pReserved` string, `$XDG_CONFIG_HOME/p11kms/pkcs11.conf`,
+//! `/etc/p11kms/pkcs11.conf`); with none, one local token under `$XDG_DATA_HOME/p11kms/`.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Log verbosity.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    #[default]
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// Which backend a token uses.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Local,
+    Aws,
+    Gcp,
+}
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub log_level: LogLevel,
+    pub log_file: Option<PathBuf>,
+    #[serde(default)]
+    pub token: Vec<TokenConfig>,
+    /// Where the configuration came from (None: built-in default).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// One `[[token]]` table: one slot.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub label: String,
+    #[serde(default = "default_backend")]
+    pub backend: BackendKind,
+    /// SQLite token store; default `$XDG_DATA_HOME/p11kms/<label>.sqlite`.
+    pub store: Option<PathBuf>,
+    /// Wrong PIN attempts before a role locks (local backend). Default 10.
+    pub max_pin_attempts: Option<u32>,
+    // Cloud backend fields, accepted now so configuration files stay valid when the
+    // backends land.
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub profile: Option<String>,
+    pub kek: Option<String>,
+    pub alias_prefix: Option<String>,
+    pub key_ring: Option<String>,
+    pub credentials: Option<String>,
+}
+
+fn default_backend() -> BackendKind {
+    BackendKind::Local
+}
+
+/// Label of the built-in token when there is no configuration.
+pub const DEFAULT_LABEL: &str = "p11kms";
+
+impl TokenConfig {
+    fn default_local() -> TokenConfig {
+        TokenConfig {
+            label: DEFAULT_LABEL.into(),
+            backend: BackendKind::Local,
+            store: None,
+            max_pin_attempts: None,
+            region: None,
+            endpoint: None,
+            profile: None,
+            kek: None,
+            alias_prefix: None,
+            key_ring: None,
+            credentials: None,
+        }
+    }
+
+    /// The token store path, resolved.
+    pub fn store_path(&self) -> PathBuf {
+        match &self.store {
+            Some(p) => p.clone(),
+            None => data_home().join("p11kms").join(format!("{}.sqlite", self.label)),
+        }
+    }
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+fn home() -> PathBuf {
+    env_path("HOME").unwrap_or_else(|| PathBuf::from("/"))
+}
+
+fn data_home() -> PathBuf {
+    env_path("XDG_DATA_HOME").unwrap_or_else(|| home().join(".local/share"))
+}
+
+fn config_home() -> PathBuf {
+    env_path("XDG_CONFIG_HOME").unwrap_or_else(|| home().join(".config"))
+}
+
+/// Find and load the configuration. `reserved` is the C_Initialize pReserved string.
+/// The error is a complete human message naming the file, line and field.
+pub fn load(reserved: Option<&str>) -> Result<Config, String> {
+    if let Some(p) = env_path("P11KMS_CONF") {
+        return load_file(&p);
+    }
+    if let Some(r) = reserved.map(str::trim).filter(|r| !r.is_empty()) {
+        // libp11 passes "configfile=..." style strings in some setups; accept both.
+        let path = r.strip_prefix("configfile=").unwrap_or(r);
+        return load_file(Path::new(path));
+    }
+    for p in [
+        config_home().join("p11kms/pkcs11.conf"),
+        PathBuf::from("/etc/p11kms/pkcs11.conf"),
+    ] {
+        if p.exists() {
+            return load_file(&p);
+        }
+    }
+    Ok(Config {
+        log_level: LogLevel::Warn,
+        log_file: None,
+        token: vec![TokenConfig::default_local()],
+        source: None,
+    })
+}
+
+/// Load one file.
+pub fn load_file(path: &Path) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("p11kms: cannot read configuration file {}: {e}", path.display()))?;
+    parse(&text, path)
+}
+
+/// Parse configuration text; `path` names it in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Config, String> {
+    let mut cfg: Config = toml::from_str(text).map_err(|e| describe(text, path, &e))?;
+    cfg.source = Some(path.to_path_buf());
+    if cfg.token.is_empty() {
+        cfg.token.push(TokenConfig::default_local());
+    }
+    validate(&cfg, text, path)?;
+    Ok(cfg)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn describe(text: &str, path: &Path, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = line_of(text, span.start);
+            let line_text = text.lines().nth(line - 1).unwrap_or("");
+            // The field is the key on that line (for a bad value) or the token itself.
+            let field = line_text
+                .split_once('=')
+                .map(|(k, _)| k.trim())
+                .filter(|k| !k.is_empty())
+                .unwrap_or_else(|| text.get(span.clone()).unwrap_or("").trim());
+            format!(
+                "p11kms: bad configuration file {}: line {line}: field `{field}`: {msg}",
+                path.display()
+            )
+        }
+        None => format!("p11kms: bad configuration file {}: {msg}", path.display()),
+    }
+}
+
+fn validate(cfg: &Config, text: &str, path: &Path) -> Result<(), String> {
+    let find_line = |needle: &str| {
+        text.find(needle)
+            .map(|o| line_of(text, o))
+            .map(|l| format!("line {l}: "))
+            .unwrap_or_default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for t in &cfg.token {
+        let bad = |field: &str, why: &str| {
+            format!(
+                "p11kms: bad configuration file {}: {}field `{field}`: {why}",
+                path.display(),
+                find_line(&format!("\"{}\"", t.label))
+            )
+        };
+        if t.label.is_empty() || t.label.len() > 32 {
+            return Err(bad("label", "must be 1 to 32 bytes"));
+        }
+        if !seen.insert(t.label.clone()) {
+            return Err(bad("label", "two tokens have this label"));
+        }
+        if t.backend != BackendKind::Local {
+            return Err(bad(
+                "backend",
+                "only the \"local\" backend is built into this module",
+            ));
+        }
+        if let Some(n) = t.max_pin_attempts {
+            if n == 0 || n > 1000 {
+                return Err(bad("max_pin_attempts", "must be 1 to 1000"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tokens_in_order() {
+        let c = parse(
+            "log_level = \"debug\"\n[[token]]\nlabel = \"a\"\n[[token]]\nlabel = \"b\"\nbackend = \"local\"\nstore = \"/tmp/b.sqlite\"\n",
+            Path::new("x.conf"),
+        )
+        .unwrap();
+        assert_eq!(c.log_level, LogLevel::Debug);
+        assert_eq!(c.token.len(), 2);
+        assert_eq!(c.token[1].store_path(), PathBuf::from("/tmp/b.sqlite"));
+    }
+
+    #[test]
+    fn bad_value_names_file_line_and_field() {
+        let e = parse(
+            "log_level = \"warn\"\n\n[[token]]\nlabel = \"a\"\nbackend = \"cloud\"\n",
+            Path::new("/etc/x.conf"),
+        )
+        .unwrap_err();
+        assert!(e.contains("/etc/x.conf"), "{e}");
+        assert!(e.contains("line 5"), "{e}");
+        assert!(e.contains("`backend`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let e = parse("[[token]]\nlabel = \"a\"\nlabl = \"b\"\n", Path::new("c")).unwrap_err();
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("labl"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_labels_refused() {
+        let e = parse("[[token]]\nlabel = \"a\"\n[[token]]\nlabel = \"a\"\n", Path::new("c"))
+            .unwrap_err();
+        assert!(e.contains("`label`"), "{e}");
+    }
+}

@@ -1,0 +1,143 @@
+//! Sessions: the handle table entry and the active operations of one session. Each
+//! kind of operation has its own slot (a session may e.g. find while it signs); an
+//! operation ends on success of its final call or on any error except a length query.
+
+use crate::error::{Error, Result};
+use crate::mechanism::{Cipher, Digester, Signer, Verifier};
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+/// Output held back after a length query (NULL buffer) or a short buffer, so the
+/// repeated call returns exactly what the first one computed (§5.2 conventions).
+pub struct Stash {
+    /// The input of the call that computed it (updates must repeat it).
+    pub input: Vec<u8>,
+    pub out: Zeroizing<Vec<u8>>,
+}
+
+/// An active encrypt or decrypt.
+pub struct CipherOp {
+    pub mech: CK_MECHANISM_TYPE,
+    pub op: Box<dyn Cipher>,
+    pub stash: Option<Stash>,
+    /// C_*Update was called: the single-part call is no longer allowed.
+    pub multi: bool,
+    pub multipart_ok: bool,
+}
+
+/// An active sign.
+pub struct SignOp {
+    pub mech: CK_MECHANISM_TYPE,
+    pub op: Box<dyn Signer>,
+    pub stash: Option<Zeroizing<Vec<u8>>>,
+    pub multi: bool,
+    pub multipart_ok: bool,
+    /// CKA_ALWAYS_AUTHENTICATE key awaiting C_Login(CKU_CONTEXT_SPECIFIC).
+    pub needs_auth: bool,
+}
+
+/// An active verify.
+pub struct VerifyOp {
+    pub mech: CK_MECHANISM_TYPE,
+    pub op: Box<dyn Verifier>,
+    pub multi: bool,
+    pub multipart_ok: bool,
+}
+
+/// An active digest.
+pub struct DigestOp {
+    pub op: Box<dyn Digester>,
+    pub multi: bool,
+}
+
+/// An active C_FindObjects.
+pub struct FindOp {
+    pub handles: Vec<CK_OBJECT_HANDLE>,
+    pub pos: usize,
+}
+
+/// One session.
+pub struct Session {
+    pub handle: CK_SESSION_HANDLE,
+    /// Index of the token in the module's slot list.
+    pub slot: usize,
+    pub rw: bool,
+    pub find: Option<FindOp>,
+    pub encrypt: Option<CipherOp>,
+    pub decrypt: Option<CipherOp>,
+    pub sign: Option<SignOp>,
+    pub verify: Option<VerifyOp>,
+    pub digest: Option<DigestOp>,
+}
+
+impl Session {
+    pub fn new(handle: CK_SESSION_HANDLE, slot: usize, rw: bool) -> Session {
+        Session { handle, slot, rw, find: None, encrypt: None, decrypt: None, sign: None, verify: None, digest: None }
+    }
+
+    /// Cancel every active operation (C_SessionCancel with all flags, logout).
+    pub fn cancel_all(&mut self) {
+        self.find = None;
+        self.encrypt = None;
+        self.decrypt = None;
+        self.sign = None;
+        self.verify = None;
+        self.digest = None;
+    }
+}
+
+/// How much room the caller gave: None for a NULL buffer (a length query).
+pub type Cap = Option<usize>;
+
+/// What a call that returns bytes produces: the length only (query) or the bytes.
+pub enum Output {
+    Len(usize),
+    Bytes(Zeroizing<Vec<u8>>),
+}
+
+impl Output {
+    pub fn len(&self) -> usize {
+        match self {
+            Output::Len(n) => *n,
+            Output::Bytes(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Run one output-producing step under the output-buffer rules (§5.2): compute once,
+/// and on a length query or a short buffer keep the bytes so the repeated call (with
+/// the same input) returns them. `CKR_BUFFER_TOO_SMALL` carries the needed length.
+pub fn with_stash(
+    stash: &mut Option<Stash>,
+    input: &[u8],
+    cap: Cap,
+    compute: impl FnOnce() -> Result<Vec<u8>>,
+) -> Result<Output> {
+    let out = match stash.take() {
+        Some(s) if s.input == input => s.out,
+        Some(_) => {
+            return Err(Error::msg(CKR_ARGUMENTS_BAD, "repeated call after a length query changed its input"))
+        }
+        None => Zeroizing::new(compute()?),
+    };
+    let n = out.len();
+    match cap {
+        Some(c) if c >= n => Ok(Output::Bytes(out)),
+        _ => {
+            *stash = Some(Stash { input: input.to_vec(), out });
+            match cap {
+                None => Ok(Output::Len(n)),
+                Some(_) => Err(Error::too_small(n)),
+            }
+        }
+    }
+}
+
+/// True if an error leaves the operation active (only the short-buffer answer does).
+pub fn keeps_operation(e: &Error) -> bool {
+    e.rv() == CKR_BUFFER_TOO_SMALL
+}
