@@ -532,14 +532,6 @@ impl LocalBackend {
         }
     }
 
-    pub fn with_max_attempts(store: Arc<Store>, _n: u32) -> LocalBackend {
-        LocalBackend { store }
-    }
-
-    pub fn serial_number(&self) -> Result<Option<String>> {
-        Ok(None)
-    }
-
     /// The store this backend lives in.
     pub fn store(&self) -> &Arc<Store> {
         &self.store

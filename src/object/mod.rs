@@ -604,7 +604,7 @@ fn decode_attrs(mut b: &[u8]) -> Option<BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>> {
 /// Serialize key material for wrapping (plaintext: callers keep it in `Zeroizing`).
 pub fn encode_material(m: &KeyMaterial) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::new());
-    let mut put = |out: &mut Vec<u8>, v: &[u8]| {
+    let put = |out: &mut Vec<u8>, v: &[u8]| {
         out.extend_from_slice(&(v.len() as u32).to_le_bytes());
         out.extend_from_slice(v);
     };
