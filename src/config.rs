@@ -90,13 +90,17 @@ impl TokenConfig {
     pub fn store_path(&self) -> PathBuf {
         match &self.store {
             Some(p) => p.clone(),
-            None => data_home().join("p11kms").join(format!("{}.sqlite", self.label)),
+            None => data_home()
+                .join("p11kms")
+                .join(format!("{}.sqlite", self.label)),
         }
     }
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 fn home() -> PathBuf {
@@ -118,9 +122,13 @@ pub fn load(reserved: Option<&str>) -> Result<Config, String> {
         return load_file(&p);
     }
     if let Some(r) = reserved.map(str::trim).filter(|r| !r.is_empty()) {
-        // libp11 passes "configfile=..." style strings in some setups; accept both.
-        let path = r.strip_prefix("configfile=").unwrap_or(r);
-        return load_file(Path::new(path));
+        // pReserved is a path, or "configfile=<path>". Other strings (NSS passes its
+        // module parameters there) are not ours and are ignored.
+        match r.strip_prefix("configfile=") {
+            Some(p) => return load_file(Path::new(p)),
+            None if Path::new(r).is_file() => return load_file(Path::new(r)),
+            None => {}
+        }
     }
     for p in [
         config_home().join("p11kms/pkcs11.conf"),
@@ -140,8 +148,12 @@ pub fn load(reserved: Option<&str>) -> Result<Config, String> {
 
 /// Load one file.
 pub fn load_file(path: &Path) -> Result<Config, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("p11kms: cannot read configuration file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "p11kms: cannot read configuration file {}: {e}",
+            path.display()
+        )
+    })?;
     parse(&text, path)
 }
 
@@ -255,8 +267,11 @@ mod tests {
 
     #[test]
     fn duplicate_labels_refused() {
-        let e = parse("[[token]]\nlabel = \"a\"\n[[token]]\nlabel = \"a\"\n", Path::new("c"))
-            .unwrap_err();
+        let e = parse(
+            "[[token]]\nlabel = \"a\"\n[[token]]\nlabel = \"a\"\n",
+            Path::new("c"),
+        )
+        .unwrap_err();
         assert!(e.contains("`label`"), "{e}");
     }
 }

@@ -2,14 +2,15 @@
 //! See DESIGN.md (shared) for the layers; data flows ffi -> api -> token/session ->
 //! object/mechanism -> backend -> store.
 
+pub mod backend;
+pub mod config;
 pub mod error;
 pub mod mechanism;
-pub mod backend;
 pub mod store;
-pub mod config;
 #[macro_use]
 pub mod log;
-pub mod object;
-pub mod token;
 pub mod api;
+pub mod ffi;
+pub mod object;
 pub mod session;
+pub mod token;

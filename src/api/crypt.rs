@@ -32,7 +32,13 @@ fn slot(s: &mut Session, d: Dir) -> &mut Option<CipherOp> {
 pub fn single_part_only(mech: CK_MECHANISM_TYPE) -> bool {
     matches!(
         mech,
-        CKM_RSA_PKCS | CKM_RSA_PKCS_OAEP | CKM_RSA_PKCS_PSS | CKM_RSA_X_509 | CKM_ECDSA | CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_KWP
+        CKM_RSA_PKCS
+            | CKM_RSA_PKCS_OAEP
+            | CKM_RSA_PKCS_PSS
+            | CKM_RSA_X_509
+            | CKM_ECDSA
+            | CKM_AES_KEY_WRAP
+            | CKM_AES_KEY_WRAP_KWP
     )
 }
 

@@ -15,7 +15,10 @@ pub fn init(h: CK_SESSION_HANDLE, mech: &Mechanism) -> Result<()> {
     if g.digest.is_some() {
         return Err(CKR_OPERATION_ACTIVE.into());
     }
-    g.digest = Some(DigestOp { op: mechanism::digest_init(mech)?, multi: false });
+    g.digest = Some(DigestOp {
+        op: mechanism::digest_init(mech)?,
+        multi: false,
+    });
     Ok(())
 }
 

@@ -38,7 +38,11 @@ pub fn initialize(reserved: Option<String>) -> Result<()> {
     let mut tokens = Vec::new();
     for (i, t) in cfg.token.iter().enumerate() {
         let tok = Token::open(i as CK_SLOT_ID, t.clone()).map_err(|e| {
-            let msg = format!("p11kms: token \"{}\" ({}): {e}", t.label, t.store_path().display());
+            let msg = format!(
+                "p11kms: token \"{}\" ({}): {e}",
+                t.label,
+                t.store_path().display()
+            );
             eprintln!("{msg}");
             Error::msg(e.rv(), msg)
         })?;
@@ -80,8 +84,13 @@ pub fn info() -> Result<CK_INFO> {
 
 /// The crate version as a CK_VERSION.
 pub fn crate_version() -> CK_VERSION {
-    let mut it = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse::<u8>().unwrap_or(0));
-    CK_VERSION { major: it.next().unwrap_or(0), minor: it.next().unwrap_or(0) }
+    let mut it = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse::<u8>().unwrap_or(0));
+    CK_VERSION {
+        major: it.next().unwrap_or(0),
+        minor: it.next().unwrap_or(0),
+    }
 }
 
 /// Blank-padded fixed-width field.

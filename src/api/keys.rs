@@ -22,7 +22,11 @@ fn check_secret_len(kt: CK_KEY_TYPE, len: usize, rv: CK_RV) -> Result<()> {
 }
 
 /// C_GenerateKey.
-pub fn generate_key(h: CK_SESSION_HANDLE, mech: &Mechanism, template: &[Attr]) -> Result<CK_OBJECT_HANDLE> {
+pub fn generate_key(
+    h: CK_SESSION_HANDLE,
+    mech: &Mechanism,
+    template: &[Attr],
+) -> Result<CK_OBJECT_HANDLE> {
     let m = module()?;
     let s = m.session(h)?;
     let kt = match mech.mech {
@@ -39,8 +43,17 @@ pub fn generate_key(h: CK_SESSION_HANDLE, mech: &Mechanism, template: &[Attr]) -
         return Err(CKR_TEMPLATE_INCONSISTENT.into());
     }
     let value = mechanism::generate_secret(len)?;
-    let material = KeyMaterial::Secret { key_type: kt, value };
-    let o = Object::create(template, Some(CKO_SECRET_KEY), Some(kt), Some(material), Origin::Generated(mech.mech))?;
+    let material = KeyMaterial::Secret {
+        key_type: kt,
+        value,
+    };
+    let o = Object::create(
+        template,
+        Some(CKO_SECRET_KEY),
+        Some(kt),
+        Some(material),
+        Origin::Generated(mech.mech),
+    )?;
     s.token.add(o, h, s.rw)
 }
 
@@ -49,9 +62,15 @@ fn public_of(m: &KeyMaterial) -> Result<KeyMaterial> {
     Ok(match m {
         KeyMaterial::RsaPrivate { der } => {
             let c = mechanism::rsa_components(der)?;
-            KeyMaterial::RsaPublic { n: c.n.clone(), e: c.e.clone() }
+            KeyMaterial::RsaPublic {
+                n: c.n.clone(),
+                e: c.e.clone(),
+            }
         }
-        KeyMaterial::EcPrivate { curve, point, .. } => KeyMaterial::EcPublic { curve: *curve, point: point.clone() },
+        KeyMaterial::EcPrivate { curve, point, .. } => KeyMaterial::EcPublic {
+            curve: *curve,
+            point: point.clone(),
+        },
         _ => return Err(CKR_GENERAL_ERROR.into()),
     })
 }
@@ -64,7 +83,10 @@ fn default_id(public: &KeyMaterial) -> Result<Vec<u8>> {
         KeyMaterial::EcPublic { point, .. } => point.clone(),
         _ => vec![],
     };
-    let mut d = mechanism::digest_init(&Mechanism { mech: CKM_SHA_1, param: MechParam::None })?;
+    let mut d = mechanism::digest_init(&Mechanism {
+        mech: CKM_SHA_1,
+        param: MechParam::None,
+    })?;
     d.update(&v)?;
     d.finish()
 }
@@ -84,7 +106,9 @@ pub fn generate_key_pair(
     let (kt, material) = match mech.mech {
         CKM_RSA_PKCS_KEY_PAIR_GEN => {
             let bits = find_ulong(pub_t, CKA_MODULUS_BITS)?.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
-            let e = find(pub_t, CKA_PUBLIC_EXPONENT)?.map(|e| e.to_vec()).unwrap_or(vec![1, 0, 1]);
+            let e = find(pub_t, CKA_PUBLIC_EXPONENT)?
+                .map(|e| e.to_vec())
+                .unwrap_or(vec![1, 0, 1]);
             (CKK_RSA, mechanism::generate_rsa(bits as u64, &e)?)
         }
         CKM_EC_KEY_PAIR_GEN => {
@@ -111,8 +135,20 @@ pub fn generate_key_pair(
         v
     };
     let origin = Origin::Generated(mech.mech);
-    let po = Object::create(&with_id(pub_t), Some(CKO_PUBLIC_KEY), Some(kt), Some(public), origin)?;
-    let so = Object::create(&with_id(priv_t), Some(CKO_PRIVATE_KEY), Some(kt), Some(material), origin)?;
+    let po = Object::create(
+        &with_id(pub_t),
+        Some(CKO_PUBLIC_KEY),
+        Some(kt),
+        Some(public),
+        origin,
+    )?;
+    let so = Object::create(
+        &with_id(priv_t),
+        Some(CKO_PRIVATE_KEY),
+        Some(kt),
+        Some(material),
+        origin,
+    )?;
     let ph = s.token.add(po, h, s.rw)?;
     match s.token.add(so, h, s.rw) {
         Ok(sh) => Ok((ph, sh)),
@@ -138,7 +174,8 @@ pub fn wrap_key(
     let ke = key_entry(&s.token, key, CKR_KEY_HANDLE_INVALID)?;
     let trusted = {
         let w = we.obj.read();
-        check_class(&w, &[CKO_SECRET_KEY, CKO_PUBLIC_KEY]).map_err(|_| Error::from(CKR_WRAPPING_KEY_TYPE_INCONSISTENT))?;
+        check_class(&w, &[CKO_SECRET_KEY, CKO_PUBLIC_KEY])
+            .map_err(|_| Error::from(CKR_WRAPPING_KEY_TYPE_INCONSISTENT))?;
         w.check_usage(CKA_WRAP, mech.mech)?;
         w.bool_attr(CKA_TRUSTED)
     };
@@ -161,7 +198,13 @@ pub fn wrap_key(
         _ => return Err(CKR_KEY_NOT_WRAPPABLE.into()),
     };
     let out = mechanism::encrypt_init(mech, &wk)
-        .map_err(|e| if e.rv() == CKR_KEY_TYPE_INCONSISTENT { CKR_WRAPPING_KEY_TYPE_INCONSISTENT.into() } else { e })?
+        .map_err(|e| {
+            if e.rv() == CKR_KEY_TYPE_INCONSISTENT {
+                CKR_WRAPPING_KEY_TYPE_INCONSISTENT.into()
+            } else {
+                e
+            }
+        })?
         .oneshot(&value)?;
     match cap {
         None => Ok(Output::Len(out.len())),
@@ -183,7 +226,8 @@ pub fn unwrap_key(
     let ue = key_entry(&s.token, unwrapping, CKR_UNWRAPPING_KEY_HANDLE_INVALID)?;
     {
         let u = ue.obj.read();
-        check_class(&u, &[CKO_SECRET_KEY, CKO_PRIVATE_KEY]).map_err(|_| Error::from(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT))?;
+        check_class(&u, &[CKO_SECRET_KEY, CKO_PRIVATE_KEY])
+            .map_err(|_| Error::from(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT))?;
         u.check_usage(CKA_UNWRAP, mech.mech)?;
     }
     let class = find_ulong(template, CKA_CLASS)?.unwrap_or(CKO_SECRET_KEY);
@@ -197,11 +241,19 @@ pub fn unwrap_key(
     let uk = s.token.key(&ue)?;
     let value = Zeroizing::new(
         mechanism::decrypt_init(mech, &uk)
-            .map_err(|e| if e.rv() == CKR_KEY_TYPE_INCONSISTENT { CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT.into() } else { e })?
+            .map_err(|e| {
+                if e.rv() == CKR_KEY_TYPE_INCONSISTENT {
+                    CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT.into()
+                } else {
+                    e
+                }
+            })?
             .oneshot(wrapped)
             .map_err(|e| match e.rv() {
                 CKR_ENCRYPTED_DATA_INVALID => Error::from(CKR_WRAPPED_KEY_INVALID),
-                CKR_ENCRYPTED_DATA_LEN_RANGE | CKR_DATA_LEN_RANGE => Error::from(CKR_WRAPPED_KEY_LEN_RANGE),
+                CKR_ENCRYPTED_DATA_LEN_RANGE | CKR_DATA_LEN_RANGE => {
+                    Error::from(CKR_WRAPPED_KEY_LEN_RANGE)
+                }
                 _ => e,
             })?,
     );
@@ -211,8 +263,21 @@ pub fn unwrap_key(
         }
     }
     check_secret_len(kt, value.len(), CKR_WRAPPED_KEY_INVALID)?;
-    let t: Vec<Attr> = template.iter().filter(|(ty, _)| *ty != CKA_VALUE_LEN).cloned().collect();
-    let material = KeyMaterial::Secret { key_type: kt, value };
-    let o = Object::create(&t, Some(CKO_SECRET_KEY), Some(kt), Some(material), Origin::Imported)?;
+    let t: Vec<Attr> = template
+        .iter()
+        .filter(|(ty, _)| *ty != CKA_VALUE_LEN)
+        .cloned()
+        .collect();
+    let material = KeyMaterial::Secret {
+        key_type: kt,
+        value,
+    };
+    let o = Object::create(
+        &t,
+        Some(CKO_SECRET_KEY),
+        Some(kt),
+        Some(material),
+        Origin::Imported,
+    )?;
     s.token.add(o, h, s.rw)
 }

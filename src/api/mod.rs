@@ -51,13 +51,25 @@ pub struct SessionRef {
 impl Module {
     /// The token of a slot id.
     pub fn token(&self, slot: CK_SLOT_ID) -> Result<&Arc<Token>> {
-        self.tokens.get(slot as usize).ok_or(CKR_SLOT_ID_INVALID.into())
+        self.tokens
+            .get(slot as usize)
+            .ok_or(CKR_SLOT_ID_INVALID.into())
     }
 
     /// Resolve a session handle.
     pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<SessionRef> {
-        let s = self.sessions.read().get(&h).cloned().ok_or(CKR_SESSION_HANDLE_INVALID)?;
-        Ok(SessionRef { token: self.tokens[s.slot].clone(), slot: s.slot, rw: s.rw, session: s.inner.clone() })
+        let s = self
+            .sessions
+            .read()
+            .get(&h)
+            .cloned()
+            .ok_or(CKR_SESSION_HANDLE_INVALID)?;
+        Ok(SessionRef {
+            token: self.tokens[s.slot].clone(),
+            slot: s.slot,
+            rw: s.rw,
+            session: s.inner.clone(),
+        })
     }
 
     /// (read-only, read-write) session counts of a token. Takes no session lock.
@@ -71,17 +83,28 @@ impl Module {
     fn add_session(&self, slot: usize, rw: bool) -> CK_SESSION_HANDLE {
         let h = self.next_session.fetch_add(1, Ordering::Relaxed) as CK_SESSION_HANDLE;
         let inner = Arc::new(Mutex::new(Session::new(h, slot, rw)));
-        self.sessions.write().insert(h, Arc::new(SessionSlot { slot, rw, inner }));
+        self.sessions
+            .write()
+            .insert(h, Arc::new(SessionSlot { slot, rw, inner }));
         h
     }
 
     fn remove_session(&self, h: CK_SESSION_HANDLE) -> Result<usize> {
-        let s = self.sessions.write().remove(&h).ok_or(CKR_SESSION_HANDLE_INVALID)?;
+        let s = self
+            .sessions
+            .write()
+            .remove(&h)
+            .ok_or(CKR_SESSION_HANDLE_INVALID)?;
         Ok(s.slot)
     }
 
     fn sessions_of(&self, slot: usize) -> Vec<CK_SESSION_HANDLE> {
-        self.sessions.read().iter().filter(|(_, s)| s.slot == slot).map(|(h, _)| *h).collect()
+        self.sessions
+            .read()
+            .iter()
+            .filter(|(_, s)| s.slot == slot)
+            .map(|(h, _)| *h)
+            .collect()
     }
 }
 
@@ -94,8 +117,18 @@ pub struct SessionSlot {
 
 /// Resolve a key handle for an operation: invalid handles become `invalid_rv`
 /// (CKR_KEY_HANDLE_INVALID, CKR_WRAPPING_KEY_HANDLE_INVALID, …).
-pub(crate) fn key_entry(token: &Token, h: CK_OBJECT_HANDLE, invalid_rv: CK_RV) -> Result<Arc<Entry>> {
-    let e = token.entry(h).map_err(|e| if e.rv() == CKR_OBJECT_HANDLE_INVALID { Error::new(invalid_rv) } else { e })?;
+pub(crate) fn key_entry(
+    token: &Token,
+    h: CK_OBJECT_HANDLE,
+    invalid_rv: CK_RV,
+) -> Result<Arc<Entry>> {
+    let e = token.entry(h).map_err(|e| {
+        if e.rv() == CKR_OBJECT_HANDLE_INVALID {
+            Error::new(invalid_rv)
+        } else {
+            e
+        }
+    })?;
     if e.obj.read().key_type.is_none() {
         return Err(invalid_rv.into());
     }

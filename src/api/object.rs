@@ -18,12 +18,19 @@ pub fn create(h: CK_SESSION_HANDLE, template: &[Attr]) -> Result<CK_OBJECT_HANDL
 }
 
 /// C_CopyObject.
-pub fn copy(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE, template: &[Attr]) -> Result<CK_OBJECT_HANDLE> {
+pub fn copy(
+    h: CK_SESSION_HANDLE,
+    obj: CK_OBJECT_HANDLE,
+    template: &[Attr],
+) -> Result<CK_OBJECT_HANDLE> {
     let m = module()?;
     let s = m.session(h)?;
     let e = s.token.entry(obj)?;
     s.token.ensure_plain(&e)?;
-    let copy = e.obj.read().copy_with(template, s.token.logged_in() == Some(CKU_SO))?;
+    let copy = e
+        .obj
+        .read()
+        .copy_with(template, s.token.logged_in() == Some(CKU_SO))?;
     s.token.add(copy, h, s.rw)
 }
 
@@ -51,7 +58,11 @@ pub enum AttrOut {
 }
 
 /// C_GetAttributeValue: every entry answered; the overall code is chosen by `ffi/`.
-pub fn get(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE, types: &[CK_ATTRIBUTE_TYPE]) -> Result<Vec<AttrOut>> {
+pub fn get(
+    h: CK_SESSION_HANDLE,
+    obj: CK_OBJECT_HANDLE,
+    types: &[CK_ATTRIBUTE_TYPE],
+) -> Result<Vec<AttrOut>> {
     let m = module()?;
     let s = m.session(h)?;
     let e = s.token.entry(obj)?;

@@ -55,7 +55,12 @@ pub fn info(h: CK_SESSION_HANDLE) -> Result<CK_SESSION_INFO> {
     if s.rw {
         flags |= CKF_RW_SESSION;
     }
-    Ok(CK_SESSION_INFO { slotID: s.token.slot_id, state, flags, ulDeviceError: 0 })
+    Ok(CK_SESSION_INFO {
+        slotID: s.token.slot_id,
+        state,
+        flags,
+        ulDeviceError: 0,
+    })
 }
 
 /// C_Login.

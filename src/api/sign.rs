@@ -109,7 +109,12 @@ pub fn verify_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE
     }
     let k = s.token.key(&e)?;
     let op = mechanism::verify_init(mech, &k)?;
-    g.verify = Some(VerifyOp { mech: mech.mech, op, multi: false, multipart_ok: !single_part_only(mech.mech) });
+    g.verify = Some(VerifyOp {
+        mech: mech.mech,
+        op,
+        multi: false,
+        multipart_ok: !single_part_only(mech.mech),
+    });
     Ok(())
 }
 

@@ -21,7 +21,9 @@ pub fn slot_info(slot: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
     let m = module()?;
     let t = m.token(slot)?;
     Ok(CK_SLOT_INFO {
-        slotDescription: pad::<64>(&format!("p11kms {} ({:?})", t.config.label, t.config.backend).to_lowercase()),
+        slotDescription: pad::<64>(
+            &format!("p11kms {} ({:?})", t.config.label, t.config.backend).to_lowercase(),
+        ),
         manufacturerID: pad32("p11kms"),
         flags: CKF_TOKEN_PRESENT,
         hardwareVersion: crate_version(),
@@ -66,7 +68,11 @@ pub fn mechanism_list(slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
 pub fn mechanism_info(slot: CK_SLOT_ID, mech: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO> {
     module()?.token(slot)?;
     let i = mechanism::info(mech)?;
-    Ok(CK_MECHANISM_INFO { ulMinKeySize: i.min_key as CK_ULONG, ulMaxKeySize: i.max_key as CK_ULONG, flags: i.flags })
+    Ok(CK_MECHANISM_INFO {
+        ulMinKeySize: i.min_key as CK_ULONG,
+        ulMaxKeySize: i.max_key as CK_ULONG,
+        flags: i.flags,
+    })
 }
 
 /// C_InitToken: refused while any session is open on the token.
@@ -76,7 +82,8 @@ pub fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<(
     if !m.sessions_of(slot as usize).is_empty() {
         return Err(CKR_SESSION_EXISTS.into());
     }
-    let label = std::str::from_utf8(label).map_err(|_| crate::error::Error::from(CKR_ARGUMENTS_BAD))?;
+    let label =
+        std::str::from_utf8(label).map_err(|_| crate::error::Error::from(CKR_ARGUMENTS_BAD))?;
     t.init_token(so_pin, label.trim_end_matches([' ', '\0']))
 }
 

@@ -1,7 +1,9 @@
 //! Public-key mechanisms on aws-lc-rs: RSA (PKCS#1 v1.5, PSS, OAEP) and ECDSA, key
 //! generation, and the DER encodings the attributes need.
 
-use super::{Cipher, Curve, KeyMaterial, LocalKey, MechInfo, Mechanism, RsaComponents, Signer, Verifier};
+use super::{
+    Cipher, Curve, KeyMaterial, LocalKey, MechInfo, Mechanism, RsaComponents, Signer, Verifier,
+};
 use crate::error::Result;
 use cryptoki_sys::*;
 use std::sync::Arc;

@@ -98,7 +98,15 @@ const fn r(
     default: Dflt,
     change: Change,
 ) -> Rule {
-    Rule { ty, kind, classes, key_types, default, change, sensitive: false }
+    Rule {
+        ty,
+        kind,
+        classes,
+        key_types,
+        default,
+        change,
+        sensitive: false,
+    }
 }
 
 const fn secret(ty: CK_ATTRIBUTE_TYPE, classes: ClassSet, key_types: KeyTypes) -> Rule {
@@ -123,8 +131,22 @@ pub static RULES: &[Rule] = &[
     // Common storage attributes (§4.4).
     r(CKA_CLASS, Ulong, ALL, Any, D::Required, Fixed),
     r(CKA_TOKEN, Bool, ALL, Any, D::Bool(false), Fixed),
-    r(CKA_PRIVATE, Bool, DATA | CERT | PUBLIC, Any, D::Bool(false), Fixed),
-    r(CKA_PRIVATE, Bool, PRIVATE | SECRET, Any, D::Bool(true), Fixed),
+    r(
+        CKA_PRIVATE,
+        Bool,
+        DATA | CERT | PUBLIC,
+        Any,
+        D::Bool(false),
+        Fixed,
+    ),
+    r(
+        CKA_PRIVATE,
+        Bool,
+        PRIVATE | SECRET,
+        Any,
+        D::Bool(true),
+        Fixed,
+    ),
     r(CKA_MODIFIABLE, Bool, ALL, Any, D::Bool(true), Fixed),
     r(CKA_COPYABLE, Bool, ALL, Any, D::Bool(true), OnlyToFalse),
     r(CKA_DESTROYABLE, Bool, ALL, Any, D::Bool(true), Fixed),
@@ -136,8 +158,22 @@ pub static RULES: &[Rule] = &[
     r(CKA_VALUE, Bytes, DATA, Any, D::Empty, Free),
     // Certificates (§4.6, X.509 §4.6.3).
     r(CKA_CERTIFICATE_TYPE, Ulong, CERT, Any, D::Required, Fixed),
-    r(CKA_TRUSTED, Bool, CERT | PUBLIC | SECRET, Any, D::Bool(false), Fixed),
-    r(CKA_CERTIFICATE_CATEGORY, Ulong, CERT, Any, D::Ulong(0), Fixed),
+    r(
+        CKA_TRUSTED,
+        Bool,
+        CERT | PUBLIC | SECRET,
+        Any,
+        D::Bool(false),
+        Fixed,
+    ),
+    r(
+        CKA_CERTIFICATE_CATEGORY,
+        Ulong,
+        CERT,
+        Any,
+        D::Ulong(0),
+        Fixed,
+    ),
     r(CKA_CHECK_VALUE, Bytes, CERT, Any, D::Computed, Fixed),
     r(CKA_START_DATE, Date, CERT | KEYS, Any, D::Empty, Free),
     r(CKA_END_DATE, Date, CERT | KEYS, Any, D::Empty, Free),
@@ -148,15 +184,50 @@ pub static RULES: &[Rule] = &[
     r(CKA_SERIAL_NUMBER, Bytes, CERT, Any, D::Empty, Free),
     r(CKA_VALUE, Bytes, CERT, Any, D::Required, Fixed),
     r(CKA_URL, Bytes, CERT, Any, D::Empty, Fixed),
-    r(CKA_HASH_OF_SUBJECT_PUBLIC_KEY, Bytes, CERT, Any, D::Empty, Fixed),
-    r(CKA_HASH_OF_ISSUER_PUBLIC_KEY, Bytes, CERT, Any, D::Empty, Fixed),
-    r(CKA_JAVA_MIDP_SECURITY_DOMAIN, Ulong, CERT, Any, D::Ulong(0), Fixed),
-    r(CKA_NAME_HASH_ALGORITHM, Ulong, CERT, Any, D::Ulong(CKM_SHA_1), Fixed),
+    r(
+        CKA_HASH_OF_SUBJECT_PUBLIC_KEY,
+        Bytes,
+        CERT,
+        Any,
+        D::Empty,
+        Fixed,
+    ),
+    r(
+        CKA_HASH_OF_ISSUER_PUBLIC_KEY,
+        Bytes,
+        CERT,
+        Any,
+        D::Empty,
+        Fixed,
+    ),
+    r(
+        CKA_JAVA_MIDP_SECURITY_DOMAIN,
+        Ulong,
+        CERT,
+        Any,
+        D::Ulong(0),
+        Fixed,
+    ),
+    r(
+        CKA_NAME_HASH_ALGORITHM,
+        Ulong,
+        CERT,
+        Any,
+        D::Ulong(CKM_SHA_1),
+        Fixed,
+    ),
     // Keys (§4.7).
     r(CKA_KEY_TYPE, Ulong, KEYS, Any, D::Computed, Fixed),
     r(CKA_DERIVE, Bool, KEYS, Any, D::Bool(false), Free),
     r(CKA_LOCAL, Bool, KEYS, Any, D::Computed, TokenOnly),
-    r(CKA_KEY_GEN_MECHANISM, Ulong, KEYS, Any, D::Computed, TokenOnly),
+    r(
+        CKA_KEY_GEN_MECHANISM,
+        Ulong,
+        KEYS,
+        Any,
+        D::Computed,
+        TokenOnly,
+    ),
     r(CKA_ALLOWED_MECHANISMS, MechList, KEYS, Any, D::Empty, Fixed),
     // Public keys (§4.8).
     r(CKA_SUBJECT, Bytes, PUBLIC | PRIVATE, Any, D::Empty, Free),
@@ -164,27 +235,118 @@ pub static RULES: &[Rule] = &[
     r(CKA_VERIFY, Bool, PUBLIC | SECRET, Any, D::Bool(true), Free),
     r(CKA_VERIFY_RECOVER, Bool, PUBLIC, Any, D::Bool(false), Free),
     r(CKA_WRAP, Bool, PUBLIC | SECRET, Any, D::Bool(true), Free),
-    r(CKA_WRAP_TEMPLATE, Template, PUBLIC | SECRET, Any, D::Empty, Fixed),
-    r(CKA_PUBLIC_KEY_INFO, Bytes, PUBLIC | PRIVATE, Any, D::Computed, Fixed),
+    r(
+        CKA_WRAP_TEMPLATE,
+        Template,
+        PUBLIC | SECRET,
+        Any,
+        D::Empty,
+        Fixed,
+    ),
+    r(
+        CKA_PUBLIC_KEY_INFO,
+        Bytes,
+        PUBLIC | PRIVATE,
+        Any,
+        D::Computed,
+        Fixed,
+    ),
     // Private keys (§4.9).
-    r(CKA_SENSITIVE, Bool, PRIVATE | SECRET, Any, D::Bool(true), OnlyToTrue),
-    r(CKA_DECRYPT, Bool, PRIVATE | SECRET, Any, D::Bool(true), Free),
+    r(
+        CKA_SENSITIVE,
+        Bool,
+        PRIVATE | SECRET,
+        Any,
+        D::Bool(true),
+        OnlyToTrue,
+    ),
+    r(
+        CKA_DECRYPT,
+        Bool,
+        PRIVATE | SECRET,
+        Any,
+        D::Bool(true),
+        Free,
+    ),
     r(CKA_SIGN, Bool, PRIVATE | SECRET, Any, D::Bool(true), Free),
     r(CKA_SIGN_RECOVER, Bool, PRIVATE, Any, D::Bool(false), Free),
     r(CKA_UNWRAP, Bool, PRIVATE | SECRET, Any, D::Bool(true), Free),
-    r(CKA_EXTRACTABLE, Bool, PRIVATE, Any, D::Bool(false), OnlyToFalse),
-    r(CKA_EXTRACTABLE, Bool, SECRET, Any, D::Bool(true), OnlyToFalse),
-    r(CKA_ALWAYS_SENSITIVE, Bool, PRIVATE | SECRET, Any, D::Computed, TokenOnly),
-    r(CKA_NEVER_EXTRACTABLE, Bool, PRIVATE | SECRET, Any, D::Computed, TokenOnly),
-    r(CKA_WRAP_WITH_TRUSTED, Bool, PRIVATE | SECRET, Any, D::Bool(false), OnlyToTrue),
-    r(CKA_UNWRAP_TEMPLATE, Template, PRIVATE | SECRET, Any, D::Empty, Fixed),
-    r(CKA_ALWAYS_AUTHENTICATE, Bool, PRIVATE, Any, D::Bool(false), Fixed),
+    r(
+        CKA_EXTRACTABLE,
+        Bool,
+        PRIVATE,
+        Any,
+        D::Bool(false),
+        OnlyToFalse,
+    ),
+    r(
+        CKA_EXTRACTABLE,
+        Bool,
+        SECRET,
+        Any,
+        D::Bool(true),
+        OnlyToFalse,
+    ),
+    r(
+        CKA_ALWAYS_SENSITIVE,
+        Bool,
+        PRIVATE | SECRET,
+        Any,
+        D::Computed,
+        TokenOnly,
+    ),
+    r(
+        CKA_NEVER_EXTRACTABLE,
+        Bool,
+        PRIVATE | SECRET,
+        Any,
+        D::Computed,
+        TokenOnly,
+    ),
+    r(
+        CKA_WRAP_WITH_TRUSTED,
+        Bool,
+        PRIVATE | SECRET,
+        Any,
+        D::Bool(false),
+        OnlyToTrue,
+    ),
+    r(
+        CKA_UNWRAP_TEMPLATE,
+        Template,
+        PRIVATE | SECRET,
+        Any,
+        D::Empty,
+        Fixed,
+    ),
+    r(
+        CKA_ALWAYS_AUTHENTICATE,
+        Bool,
+        PRIVATE,
+        Any,
+        D::Bool(false),
+        Fixed,
+    ),
     // Secret keys (§4.10).
     r(CKA_CHECK_VALUE, Bytes, SECRET, Sec, D::Computed, Fixed),
     // RSA (§2.1.2, §2.1.3).
-    r(CKA_MODULUS, Bytes, PUBLIC | PRIVATE, Rsa, D::Computed, Fixed),
+    r(
+        CKA_MODULUS,
+        Bytes,
+        PUBLIC | PRIVATE,
+        Rsa,
+        D::Computed,
+        Fixed,
+    ),
     r(CKA_MODULUS_BITS, Ulong, PUBLIC, Rsa, D::Computed, Fixed),
-    r(CKA_PUBLIC_EXPONENT, Bytes, PUBLIC | PRIVATE, Rsa, D::Computed, Fixed),
+    r(
+        CKA_PUBLIC_EXPONENT,
+        Bytes,
+        PUBLIC | PRIVATE,
+        Rsa,
+        D::Computed,
+        Fixed,
+    ),
     secret(CKA_PRIVATE_EXPONENT, PRIVATE, Rsa),
     secret(CKA_PRIME_1, PRIVATE, Rsa),
     secret(CKA_PRIME_2, PRIVATE, Rsa),
@@ -192,7 +354,14 @@ pub static RULES: &[Rule] = &[
     secret(CKA_EXPONENT_2, PRIVATE, Rsa),
     secret(CKA_COEFFICIENT, PRIVATE, Rsa),
     // EC (§2.3.3, §2.3.4).
-    r(CKA_EC_PARAMS, Bytes, PUBLIC | PRIVATE, Ec, D::Computed, Fixed),
+    r(
+        CKA_EC_PARAMS,
+        Bytes,
+        PUBLIC | PRIVATE,
+        Ec,
+        D::Computed,
+        Fixed,
+    ),
     r(CKA_EC_POINT, Bytes, PUBLIC, Ec, D::Computed, Fixed),
     secret(CKA_VALUE, PRIVATE, Ec),
     // AES / generic secret (§2.8, §2.9?).
@@ -202,7 +371,11 @@ pub static RULES: &[Rule] = &[
 
 /// The rule for `ty` on an object of `class` with key type `kt`, if the attribute
 /// belongs to such objects.
-pub fn rule(ty: CK_ATTRIBUTE_TYPE, class: ClassSet, kt: Option<CK_KEY_TYPE>) -> Option<&'static Rule> {
+pub fn rule(
+    ty: CK_ATTRIBUTE_TYPE,
+    class: ClassSet,
+    kt: Option<CK_KEY_TYPE>,
+) -> Option<&'static Rule> {
     RULES.iter().find(|r| {
         r.ty == ty
             && r.classes & class != 0
@@ -274,8 +447,14 @@ mod tests {
 
     #[test]
     fn defaults_per_class() {
-        assert_eq!(rule(CKA_PRIVATE, PRIVATE, Some(CKK_RSA)).unwrap().default, D::Bool(true));
-        assert_eq!(rule(CKA_PRIVATE, CERT, None).unwrap().default, D::Bool(false));
+        assert_eq!(
+            rule(CKA_PRIVATE, PRIVATE, Some(CKK_RSA)).unwrap().default,
+            D::Bool(true)
+        );
+        assert_eq!(
+            rule(CKA_PRIVATE, CERT, None).unwrap().default,
+            D::Bool(false)
+        );
         let rs = rules_for(SECRET, Some(CKK_AES));
         assert_eq!(rs.iter().filter(|r| r.ty == CKA_EXTRACTABLE).count(), 1);
         assert!(rs.iter().any(|r| r.ty == CKA_VALUE_LEN));

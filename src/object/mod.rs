@@ -5,7 +5,7 @@
 pub mod attrs;
 
 use crate::error::{Error, Result};
-use crate::mechanism::{self, Curve, KeyMaterial, Mechanism, MechParam, RsaComponents};
+use crate::mechanism::{self, Curve, KeyMaterial, MechParam, Mechanism, RsaComponents};
 use attrs::{as_ulong, bool_, class_bit, ulong, Change, Dflt as D, Kind, Rule};
 use cryptoki_sys::*;
 use std::collections::BTreeMap;
@@ -71,7 +71,9 @@ pub fn find<'a>(t: &'a [Attr], ty: CK_ATTRIBUTE_TYPE) -> Result<Option<&'a [u8]>
 pub fn find_ulong(t: &[Attr], ty: CK_ATTRIBUTE_TYPE) -> Result<Option<CK_ULONG>> {
     match find(t, ty)? {
         None => Ok(None),
-        Some(v) => as_ulong(v).map(Some).ok_or(CKR_ATTRIBUTE_VALUE_INVALID.into()),
+        Some(v) => as_ulong(v)
+            .map(Some)
+            .ok_or(CKR_ATTRIBUTE_VALUE_INVALID.into()),
     }
 }
 
@@ -105,7 +107,12 @@ fn ec_point_raw(v: &[u8], curve: Curve) -> Result<Vec<u8>> {
     if v.len() == want && v[0] == 0x04 {
         return Ok(v.to_vec());
     }
-    let bad = || Error::msg(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_EC_POINT is not a DER OCTET STRING of an uncompressed point");
+    let bad = || {
+        Error::msg(
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            "CKA_EC_POINT is not a DER OCTET STRING of an uncompressed point",
+        )
+    };
     if v.len() < 2 || v[0] != 0x04 {
         return Err(bad());
     }
@@ -163,7 +170,10 @@ impl Object {
                 _ => kt == CKK_RSA || kt == CKK_EC,
             };
             if !ok {
-                return Err(Error::msg(CKR_ATTRIBUTE_VALUE_INVALID, format!("key type 0x{kt:x} not supported for class 0x{class:x}")));
+                return Err(Error::msg(
+                    CKR_ATTRIBUTE_VALUE_INVALID,
+                    format!("key type 0x{kt:x} not supported for class 0x{class:x}"),
+                ));
             }
             Some(kt)
         } else {
@@ -176,18 +186,33 @@ impl Object {
                 None => return Err(CKR_TEMPLATE_INCOMPLETE.into()),
             }
         }
-        let mut obj = Object { uid: new_uid()?, class, key_type, attrs: BTreeMap::new(), secret: Secret::None };
+        let mut obj = Object {
+            uid: new_uid()?,
+            class,
+            key_type,
+            attrs: BTreeMap::new(),
+            secret: Secret::None,
+        };
         // Check every entry; sensitive entries are collected for the material.
         let mut secret_in: BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>> = BTreeMap::new();
         for (ty, v) in template {
             let rule = attrs::rule(*ty, cbit, key_type).ok_or_else(|| {
-                Error::msg(CKR_ATTRIBUTE_TYPE_INVALID, format!("attribute 0x{ty:x} not valid for class 0x{class:x}"))
+                Error::msg(
+                    CKR_ATTRIBUTE_TYPE_INVALID,
+                    format!("attribute 0x{ty:x} not valid for class 0x{class:x}"),
+                )
             })?;
             if !attrs::check_kind(rule.kind, v) {
-                return Err(Error::msg(CKR_ATTRIBUTE_VALUE_INVALID, format!("attribute 0x{ty:x}: malformed value")));
+                return Err(Error::msg(
+                    CKR_ATTRIBUTE_VALUE_INVALID,
+                    format!("attribute 0x{ty:x}: malformed value"),
+                ));
             }
             if rule.change == Change::TokenOnly {
-                return Err(Error::msg(CKR_ATTRIBUTE_READ_ONLY, format!("attribute 0x{ty:x} is set by the token")));
+                return Err(Error::msg(
+                    CKR_ATTRIBUTE_READ_ONLY,
+                    format!("attribute 0x{ty:x} is set by the token"),
+                ));
             }
             find(template, *ty)?; // duplicates must agree
             if rule.sensitive {
@@ -212,7 +237,10 @@ impl Object {
             }
             match rule.default {
                 D::Required => {
-                    return Err(Error::msg(CKR_TEMPLATE_INCOMPLETE, format!("attribute 0x{:x} is required", rule.ty)));
+                    return Err(Error::msg(
+                        CKR_TEMPLATE_INCOMPLETE,
+                        format!("attribute 0x{:x} is required", rule.ty),
+                    ));
                 }
                 D::Bool(b) => {
                     obj.attrs.insert(rule.ty, bool_(b));
@@ -250,11 +278,22 @@ impl Object {
         kt: CK_KEY_TYPE,
         secret_in: &BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>>,
     ) -> Result<Option<KeyMaterial>> {
-        let need = |m: &BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>, ty: CK_ATTRIBUTE_TYPE| -> Result<Vec<u8>> {
-            m.get(&ty).cloned().ok_or_else(|| Error::msg(CKR_TEMPLATE_INCOMPLETE, format!("attribute 0x{ty:x} is required")))
-        };
+        let need =
+            |m: &BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>, ty: CK_ATTRIBUTE_TYPE| -> Result<Vec<u8>> {
+                m.get(&ty).cloned().ok_or_else(|| {
+                    Error::msg(
+                        CKR_TEMPLATE_INCOMPLETE,
+                        format!("attribute 0x{ty:x} is required"),
+                    )
+                })
+            };
         let need_s = |ty: CK_ATTRIBUTE_TYPE| -> Result<Zeroizing<Vec<u8>>> {
-            secret_in.get(&ty).cloned().ok_or_else(|| Error::msg(CKR_TEMPLATE_INCOMPLETE, format!("attribute 0x{ty:x} is required")))
+            secret_in.get(&ty).cloned().ok_or_else(|| {
+                Error::msg(
+                    CKR_TEMPLATE_INCOMPLETE,
+                    format!("attribute 0x{ty:x} is required"),
+                )
+            })
         };
         Ok(Some(match (self.class, kt) {
             (CKO_SECRET_KEY, _) => {
@@ -264,7 +303,10 @@ impl Object {
                         return Err(CKR_TEMPLATE_INCONSISTENT.into());
                     }
                 }
-                KeyMaterial::Secret { key_type: kt, value }
+                KeyMaterial::Secret {
+                    key_type: kt,
+                    value,
+                }
             }
             (CKO_PUBLIC_KEY, CKK_RSA) => {
                 let n = strip_zeros(&need(&self.attrs, CKA_MODULUS)?);
@@ -288,7 +330,9 @@ impl Object {
                     dq: need_s(CKA_EXPONENT_2)?,
                     qinv: need_s(CKA_COEFFICIENT)?,
                 };
-                KeyMaterial::RsaPrivate { der: mechanism::rsa_private_from_components(&c)? }
+                KeyMaterial::RsaPrivate {
+                    der: mechanism::rsa_private_from_components(&c)?,
+                }
             }
             _ => {
                 let curve = mechanism::curve_from_params(&need(&self.attrs, CKA_EC_PARAMS)?)?;
@@ -300,21 +344,34 @@ impl Object {
                 let mut dd = Zeroizing::new(vec![0u8; flen - d.len()]);
                 dd.extend_from_slice(&d);
                 let point = mechanism::ec_public_point(curve, &dd)?;
-                KeyMaterial::EcPrivate { curve, d: dd, point }
+                KeyMaterial::EcPrivate {
+                    curve,
+                    d: dd,
+                    point,
+                }
             }
         }))
     }
 
     /// Set the computed attributes of a key from its material and keep the material.
-    fn set_key_parts(&mut self, kt: CK_KEY_TYPE, material: Option<KeyMaterial>, origin: Origin) -> Result<()> {
+    fn set_key_parts(
+        &mut self,
+        kt: CK_KEY_TYPE,
+        material: Option<KeyMaterial>,
+        origin: Origin,
+    ) -> Result<()> {
         let material = material.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
         // Validates and rejects unsupported sizes.
         let key = mechanism::LocalKey::new(material.clone())?;
         match (&material, kt) {
             (KeyMaterial::Secret { value, key_type }, _) if *key_type == kt => {
-                self.attrs.insert(CKA_VALUE_LEN, ulong(value.len() as CK_ULONG));
+                self.attrs
+                    .insert(CKA_VALUE_LEN, ulong(value.len() as CK_ULONG));
                 if kt == CKK_AES {
-                    let ecb = Mechanism { mech: CKM_AES_ECB, param: MechParam::None };
+                    let ecb = Mechanism {
+                        mech: CKM_AES_ECB,
+                        param: MechParam::None,
+                    };
                     let kcv = mechanism::encrypt_init(&ecb, &key)?.oneshot(&[0u8; 16])?;
                     self.attrs.insert(CKA_CHECK_VALUE, kcv[..3].to_vec());
                 } else {
@@ -332,16 +389,19 @@ impl Object {
                 self.attrs.insert(CKA_PUBLIC_EXPONENT, c.e.clone());
             }
             (KeyMaterial::EcPublic { curve, point }, CKK_EC) => {
-                self.attrs.insert(CKA_EC_PARAMS, mechanism::curve_params(*curve).to_vec());
+                self.attrs
+                    .insert(CKA_EC_PARAMS, mechanism::curve_params(*curve).to_vec());
                 self.attrs.insert(CKA_EC_POINT, der_octet_string(point));
             }
             (KeyMaterial::EcPrivate { curve, .. }, CKK_EC) => {
-                self.attrs.insert(CKA_EC_PARAMS, mechanism::curve_params(*curve).to_vec());
+                self.attrs
+                    .insert(CKA_EC_PARAMS, mechanism::curve_params(*curve).to_vec());
             }
             _ => return Err(CKR_TEMPLATE_INCONSISTENT.into()),
         }
         if self.class != CKO_SECRET_KEY {
-            self.attrs.insert(CKA_PUBLIC_KEY_INFO, mechanism::public_key_info(&material)?);
+            self.attrs
+                .insert(CKA_PUBLIC_KEY_INFO, mechanism::public_key_info(&material)?);
         }
         let (local, mech) = match origin {
             Origin::Generated(m) => (true, m),
@@ -352,20 +412,40 @@ impl Object {
         if self.class != CKO_PUBLIC_KEY {
             let sensitive = self.bool_attr(CKA_SENSITIVE);
             let extractable = self.bool_attr(CKA_EXTRACTABLE);
-            self.attrs.insert(CKA_ALWAYS_SENSITIVE, bool_(local && sensitive));
-            self.attrs.insert(CKA_NEVER_EXTRACTABLE, bool_(local && !extractable));
+            self.attrs
+                .insert(CKA_ALWAYS_SENSITIVE, bool_(local && sensitive));
+            self.attrs
+                .insert(CKA_NEVER_EXTRACTABLE, bool_(local && !extractable));
         }
         // Public keys keep no secret: their material is in the attributes.
-        self.secret = if self.class == CKO_PUBLIC_KEY { Secret::None } else { Secret::Plain(material) };
+        self.secret = if self.class == CKO_PUBLIC_KEY {
+            Secret::None
+        } else {
+            Secret::Plain(material)
+        };
         Ok(())
     }
 
     /// Restore an object from its stored form.
-    pub fn from_stored(uid: [u8; 16], attrs_blob: &[u8], secret: Option<Vec<u8>>) -> Result<Object> {
-        let attrs = decode_attrs(attrs_blob).ok_or_else(|| Error::device(format!("object {}: corrupt attributes", hex(&uid))))?;
-        let class = attrs.get(&CKA_CLASS).and_then(|v| as_ulong(v)).ok_or_else(|| Error::device("object without class"))?;
+    pub fn from_stored(
+        uid: [u8; 16],
+        attrs_blob: &[u8],
+        secret: Option<Vec<u8>>,
+    ) -> Result<Object> {
+        let attrs = decode_attrs(attrs_blob)
+            .ok_or_else(|| Error::device(format!("object {}: corrupt attributes", hex(&uid))))?;
+        let class = attrs
+            .get(&CKA_CLASS)
+            .and_then(|v| as_ulong(v))
+            .ok_or_else(|| Error::device("object without class"))?;
         let key_type = attrs.get(&CKA_KEY_TYPE).and_then(|v| as_ulong(v));
-        Ok(Object { uid, class, key_type, attrs, secret: secret.map(Secret::Wrapped).unwrap_or(Secret::None) })
+        Ok(Object {
+            uid,
+            class,
+            key_type,
+            attrs,
+            secret: secret.map(Secret::Wrapped).unwrap_or(Secret::None),
+        })
     }
 
     /// Serialized attributes for the store.
@@ -401,12 +481,16 @@ impl Object {
 
     /// Read one attribute under the spec's rules (C_GetAttributeValue).
     pub fn read(&self, ty: CK_ATTRIBUTE_TYPE) -> Read<'_> {
-        let Some(rule) = self.rule(ty) else { return Read::Invalid };
+        let Some(rule) = self.rule(ty) else {
+            return Read::Invalid;
+        };
         if rule.sensitive {
             if self.bool_attr(CKA_SENSITIVE) || !self.bool_attr(CKA_EXTRACTABLE) {
                 return Read::Sensitive;
             }
-            let Secret::Plain(m) = &self.secret else { return Read::Sensitive };
+            let Secret::Plain(m) = &self.secret else {
+                return Read::Sensitive;
+            };
             return match secret_part(m, ty) {
                 Some(v) => Read::Value(std::borrow::Cow::Owned(v)),
                 None => Read::Invalid,
@@ -510,7 +594,10 @@ impl Object {
             }),
             (Secret::None, CKO_PUBLIC_KEY, Some(CKK_EC)) => {
                 let curve = mechanism::curve_from_params(need(CKA_EC_PARAMS)?)?;
-                Ok(KeyMaterial::EcPublic { curve, point: ec_point_raw(need(CKA_EC_POINT)?, curve)? })
+                Ok(KeyMaterial::EcPublic {
+                    curve,
+                    point: ec_point_raw(need(CKA_EC_POINT)?, curve)?,
+                })
             }
             _ => Err(CKR_KEY_TYPE_INCONSISTENT.into()),
         }
@@ -526,7 +613,9 @@ impl Object {
         }
         if let Some(list) = self.attrs.get(&CKA_ALLOWED_MECHANISMS) {
             if !list.is_empty() {
-                let allowed = list.chunks_exact(std::mem::size_of::<CK_ULONG>()).any(|c| as_ulong(c) == Some(mech));
+                let allowed = list
+                    .chunks_exact(std::mem::size_of::<CK_ULONG>())
+                    .any(|c| as_ulong(c) == Some(mech));
                 if !allowed {
                     return Err(CKR_MECHANISM_INVALID.into());
                 }
@@ -667,9 +756,19 @@ pub fn decode_material(b: &[u8]) -> Option<KeyMaterial> {
             value: v.clone(),
         },
         (2, [der]) => KeyMaterial::RsaPrivate { der: der.clone() },
-        (3, [c, d, p]) => KeyMaterial::EcPrivate { curve: curve(c)?, d: d.clone(), point: p.to_vec() },
-        (4, [n, e]) => KeyMaterial::RsaPublic { n: n.to_vec(), e: e.to_vec() },
-        (5, [c, p]) => KeyMaterial::EcPublic { curve: curve(c)?, point: p.to_vec() },
+        (3, [c, d, p]) => KeyMaterial::EcPrivate {
+            curve: curve(c)?,
+            d: d.clone(),
+            point: p.to_vec(),
+        },
+        (4, [n, e]) => KeyMaterial::RsaPublic {
+            n: n.to_vec(),
+            e: e.to_vec(),
+        },
+        (5, [c, p]) => KeyMaterial::EcPublic {
+            curve: curve(c)?,
+            point: p.to_vec(),
+        },
         _ => return None,
     })
 }
@@ -690,7 +789,10 @@ mod tests {
 
     #[test]
     fn material_round_trip() {
-        let m = KeyMaterial::Secret { key_type: CKK_AES, value: Zeroizing::new(vec![7; 16]) };
+        let m = KeyMaterial::Secret {
+            key_type: CKK_AES,
+            value: Zeroizing::new(vec![7; 16]),
+        };
         let b = encode_material(&m);
         match decode_material(&b).unwrap() {
             KeyMaterial::Secret { key_type, value } => {
@@ -704,17 +806,42 @@ mod tests {
 
     #[test]
     fn data_object_defaults_and_rules() {
-        let t = vec![(CKA_CLASS, ulong(CKO_DATA)), (CKA_LABEL, b"d".to_vec()), (CKA_VALUE, b"v".to_vec())];
+        let t = vec![
+            (CKA_CLASS, ulong(CKO_DATA)),
+            (CKA_LABEL, b"d".to_vec()),
+            (CKA_VALUE, b"v".to_vec()),
+        ];
         let mut o = Object::create(&t, None, None, None, Origin::Imported).unwrap();
         assert!(!o.is_private());
         assert!(matches!(o.read(CKA_MODULUS), Read::Invalid));
-        assert_eq!(o.set(&[(CKA_CLASS, ulong(CKO_CERTIFICATE))], false).unwrap_err().rv(), CKR_ATTRIBUTE_READ_ONLY);
+        assert_eq!(
+            o.set(&[(CKA_CLASS, ulong(CKO_CERTIFICATE))], false)
+                .unwrap_err()
+                .rv(),
+            CKR_ATTRIBUTE_READ_ONLY
+        );
         o.set(&[(CKA_LABEL, b"e".to_vec())], false).unwrap();
         assert_eq!(o.attr(CKA_LABEL).unwrap(), b"e");
         let bad = vec![(CKA_CLASS, ulong(CKO_DATA)), (CKA_MODULUS, vec![1])];
-        assert_eq!(Object::create(&bad, None, None, None, Origin::Imported).err().unwrap().rv(), CKR_ATTRIBUTE_TYPE_INVALID);
-        let inc = vec![(CKA_CLASS, ulong(CKO_DATA)), (CKA_LABEL, b"a".to_vec()), (CKA_LABEL, b"b".to_vec())];
-        assert_eq!(Object::create(&inc, None, None, None, Origin::Imported).err().unwrap().rv(), CKR_TEMPLATE_INCONSISTENT);
+        assert_eq!(
+            Object::create(&bad, None, None, None, Origin::Imported)
+                .err()
+                .unwrap()
+                .rv(),
+            CKR_ATTRIBUTE_TYPE_INVALID
+        );
+        let inc = vec![
+            (CKA_CLASS, ulong(CKO_DATA)),
+            (CKA_LABEL, b"a".to_vec()),
+            (CKA_LABEL, b"b".to_vec()),
+        ];
+        assert_eq!(
+            Object::create(&inc, None, None, None, Origin::Imported)
+                .err()
+                .unwrap()
+                .rv(),
+            CKR_TEMPLATE_INCONSISTENT
+        );
     }
 
     #[test]

@@ -72,7 +72,17 @@ pub struct Session {
 
 impl Session {
     pub fn new(handle: CK_SESSION_HANDLE, slot: usize, rw: bool) -> Session {
-        Session { handle, slot, rw, find: None, encrypt: None, decrypt: None, sign: None, verify: None, digest: None }
+        Session {
+            handle,
+            slot,
+            rw,
+            find: None,
+            encrypt: None,
+            decrypt: None,
+            sign: None,
+            verify: None,
+            digest: None,
+        }
     }
 
     /// Cancel every active operation (C_SessionCancel with all flags, logout).
@@ -120,7 +130,10 @@ pub fn with_stash(
     let out = match stash.take() {
         Some(s) if s.input == input => s.out,
         Some(_) => {
-            return Err(Error::msg(CKR_ARGUMENTS_BAD, "repeated call after a length query changed its input"))
+            return Err(Error::msg(
+                CKR_ARGUMENTS_BAD,
+                "repeated call after a length query changed its input",
+            ))
         }
         None => Zeroizing::new(compute()?),
     };
@@ -128,7 +141,10 @@ pub fn with_stash(
     match cap {
         Some(c) if c >= n => Ok(Output::Bytes(out)),
         _ => {
-            *stash = Some(Stash { input: input.to_vec(), out });
+            *stash = Some(Stash {
+                input: input.to_vec(),
+                out,
+            });
             match cap {
                 None => Ok(Output::Len(n)),
                 Some(_) => Err(Error::too_small(n)),

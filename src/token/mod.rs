@@ -31,7 +31,12 @@ pub struct Entry {
 
 impl Entry {
     fn new(obj: Object, session: Option<CK_SESSION_HANDLE>) -> Arc<Entry> {
-        Arc::new(Entry { handle: next_handle(), session, obj: RwLock::new(obj), key: Mutex::new(None) })
+        Arc::new(Entry {
+            handle: next_handle(),
+            session,
+            obj: RwLock::new(obj),
+            key: Mutex::new(None),
+        })
     }
 }
 
@@ -134,11 +139,17 @@ impl Token {
 
     /// The label shown in CK_TOKEN_INFO: the one set by C_InitToken, else the config's.
     pub fn label(&self) -> Result<String> {
-        Ok(self.backend.label()?.unwrap_or_else(|| self.config.label.clone()))
+        Ok(self
+            .backend
+            .label()?
+            .unwrap_or_else(|| self.config.label.clone()))
     }
 
     pub fn serial(&self) -> Result<String> {
-        Ok(self.backend.serial_number()?.unwrap_or_else(|| "0".repeat(16)))
+        Ok(self
+            .backend
+            .serial_number()?
+            .unwrap_or_else(|| "0".repeat(16)))
     }
 
     /// Token flags (CK_TOKEN_INFO.flags).
@@ -192,7 +203,10 @@ impl Token {
         if l.user.is_some() {
             return Err(CKR_USER_ANOTHER_ALREADY_LOGGED_IN.into());
         }
-        *l = Login { user: Some(user), master: Some(Arc::new(master)) };
+        *l = Login {
+            user: Some(user),
+            master: Some(Arc::new(master)),
+        };
         Ok(())
     }
 
@@ -206,8 +220,12 @@ impl Token {
             }
             *l = Login::default();
         }
-        let stored: HashMap<[u8; 16], Option<Vec<u8>>> =
-            self.store().objects()?.into_iter().map(|s| (s.uid, s.secret)).collect();
+        let stored: HashMap<[u8; 16], Option<Vec<u8>>> = self
+            .store()
+            .objects()?
+            .into_iter()
+            .map(|s| (s.uid, s.secret))
+            .collect();
         let map = self.objects.read();
         for e in map.values() {
             *e.key.lock() = None;
@@ -243,7 +261,12 @@ impl Token {
 
     /// The entry for a handle, if visible in the current login state.
     pub fn entry(&self, h: CK_OBJECT_HANDLE) -> Result<Arc<Entry>> {
-        let e = self.objects.read().get(&h).cloned().ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+        let e = self
+            .objects
+            .read()
+            .get(&h)
+            .cloned()
+            .ok_or(CKR_OBJECT_HANDLE_INVALID)?;
         if e.obj.read().is_private() && !self.user_can_see_private() {
             return Err(CKR_OBJECT_HANDLE_INVALID.into());
         }
@@ -262,16 +285,28 @@ impl Token {
     }
 
     fn master(&self) -> Result<Arc<MasterKey>> {
-        self.login.read().master.clone().ok_or(CKR_USER_NOT_LOGGED_IN.into())
+        self.login
+            .read()
+            .master
+            .clone()
+            .ok_or(CKR_USER_NOT_LOGGED_IN.into())
     }
 
     fn stored_form(&self, o: &Object) -> Result<StoredObject> {
         let secret = match &o.secret {
             Secret::None => None,
             Secret::Wrapped(b) => Some(b.clone()),
-            Secret::Plain(m) => Some(self.backend.wrap(&*self.master()?, &o.uid, &object::encode_material(m))?),
+            Secret::Plain(m) => Some(self.backend.wrap(
+                &*self.master()?,
+                &o.uid,
+                &object::encode_material(m),
+            )?),
         };
-        Ok(StoredObject { uid: o.uid, attrs: o.encode_attrs(), secret })
+        Ok(StoredObject {
+            uid: o.uid,
+            attrs: o.encode_attrs(),
+            secret,
+        })
     }
 
     /// Add a new object (C_CreateObject, C_CopyObject, generation, unwrap).
@@ -375,4 +410,3 @@ impl Token {
         self.objects.write().retain(|_, e| e.session != Some(s));
     }
 }
-
