@@ -28,6 +28,10 @@ step() {
 }
 on_err() {
     local rc=$1 line=$2 n=${#BASH_LINENO[@]}
+    # A pipeline's subshell fails first; report once, from the script itself.
+    if [[ "$BASHPID" != "$$" ]]; then
+        return
+    fi
     # Inside helper functions, name the line of the script that called them.
     if ((n > 2)); then
         line=${BASH_LINENO[n - 2]}
