@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# scripts/test.sh — the whole test suite: release build, exported-symbol check,
+# cargo test (unit + integration), then scripts/demo.sh against the built module and,
+# as a reference that the tools themselves work, against SoftHSM.
+#
+# Environment:
+#   P11KMS_MODULE  module the integration tests, the symbol check and the demo use
+#                  (default: the freshly built target/release/libp11kms.so).
+#
+# One build profile only (release): the tests reuse the build's artefacts.
+set -Euo pipefail
+
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$P11KMS_ROOT" || exit 1
+
+SOFTHSM=/usr/lib/softhsm/libsofthsm2.so
+
+p11kms_ensure pkcs11-tool=opensc softhsm=softhsm2 engine=libengine-pkcs11-openssl \
+    ssh-keygen=openssh-client openssl=openssl nm=binutils cc=build-essential
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo not found: install a Rust toolchain (https://rustup.rs)" >&2
+    exit 1
+fi
+
+PASSED=()
+FAILED=()
+
+# stage NAME COMMAND...: run one stage, record its result, never stop the script.
+stage() {
+    local name=$1 start rc
+    shift
+    echo
+    echo "=== $name"
+    start=$SECONDS
+    "$@"
+    rc=$?
+    if [[ $rc -eq 0 ]]; then
+        PASSED+=("$name")
+        echo "=== $name: ok ($((SECONDS - start))s)"
+    else
+        FAILED+=("$name")
+        echo "=== $name: FAILED, exit $rc ($((SECONDS - start))s)"
+    fi
+    return "$rc"
+}
+
+summary() {
+    local name
+    echo
+    echo "=== summary"
+    for name in "${PASSED[@]}"; do
+        echo "  ok      $name"
+    done
+    for name in "${FAILED[@]}"; do
+        echo "  FAILED  $name"
+    done
+    echo "test.sh: ${#PASSED[@]} passed, ${#FAILED[@]} failed"
+}
+
+# Only the PKCS#11 entry points may be exported (DESIGN: symbol hygiene).
+check_symbols() {
+    local module=$1 syms bad want
+    syms="$(nm -D --defined-only "$module")" || return 1
+    # Version-node names (type A) are not symbols anyone binds to.
+    bad="$(awk 'NF >= 3 && $2 != "A" && $3 !~ /^C_/ {print "    " $3}' <<<"$syms")"
+    if [[ -n "$bad" ]]; then
+        echo "exported symbols other than C_*:"
+        echo "$bad"
+        return 1
+    fi
+    for want in C_GetFunctionList C_GetInterface C_GetInterfaceList; do
+        # A version script makes names like C_GetInterface@@P11KMS_1.0.
+        if ! awk '{sub(/@.*/, "", $3); print $3}' <<<"$syms" | grep -qx "$want"; then
+            echo "missing export: $want"
+            return 1
+        fi
+    done
+    echo "$(awk '$3 ~ /^C_/' <<<"$syms" | wc -l) C_* symbols exported, nothing else"
+}
+
+if ! stage "cargo build --release" cargo build --release; then
+    summary
+    exit 1
+fi
+
+export P11KMS_MODULE="${P11KMS_MODULE:-$(p11kms_default_module)}"
+echo "test.sh: module under test: $P11KMS_MODULE"
+
+stage "exported symbols (nm -D)" check_symbols "$P11KMS_MODULE"
+stage "cargo test --release" cargo test --release
+stage "demo.sh against the module" env P11KMS_DEMO_STRICT=1 scripts/demo.sh
+stage "demo.sh against SoftHSM (tool reference)" env P11KMS_MODULE="$SOFTHSM" scripts/demo.sh
+
+summary
+[[ ${#FAILED[@]} -eq 0 ]]
