@@ -26,7 +26,8 @@ pub struct Entry {
     /// The owning session of a session object.
     pub session: Option<CK_SESSION_HANDLE>,
     pub obj: RwLock<Object>,
-    key: Mutex<Option<Arc<LocalKey>>>,
+    /// Read-mostly: every operation init clones the Arc; only the first use writes.
+    key: RwLock<Option<Arc<LocalKey>>>,
 }
 
 impl Entry {
@@ -35,7 +36,7 @@ impl Entry {
             handle: next_handle(),
             session,
             obj: RwLock::new(obj),
-            key: Mutex::new(None),
+            key: RwLock::new(None),
         })
     }
 }
@@ -109,7 +110,7 @@ impl Token {
                             };
                         if !same {
                             *o = fresh;
-                            *e.key.lock() = None;
+                            *e.key.write() = None;
                         }
                     }
                     map.insert(e.handle, e);
@@ -200,8 +201,11 @@ impl Token {
         }
         let master = self.backend.login(user, pin)?;
         let mut l = self.login.write();
-        if l.user.is_some() {
-            return Err(CKR_USER_ANOTHER_ALREADY_LOGGED_IN.into());
+        match l.user {
+            // Another thread logged in while we verified the PIN.
+            Some(u) if u == user => return Err(CKR_USER_ALREADY_LOGGED_IN.into()),
+            Some(_) => return Err(CKR_USER_ANOTHER_ALREADY_LOGGED_IN.into()),
+            None => {}
         }
         *l = Login {
             user: Some(user),
@@ -228,7 +232,7 @@ impl Token {
             .collect();
         let map = self.objects.read();
         for e in map.values() {
-            *e.key.lock() = None;
+            *e.key.write() = None;
             if e.session.is_some() {
                 continue;
             }
@@ -396,12 +400,12 @@ impl Token {
 
     /// The prepared key of an object, built once (unwrapping it on first use).
     pub fn key(&self, e: &Entry) -> Result<Arc<LocalKey>> {
-        if let Some(k) = e.key.lock().as_ref() {
+        if let Some(k) = e.key.read().as_ref() {
             return Ok(k.clone());
         }
         self.ensure_plain(e)?;
         let k = LocalKey::new(e.obj.read().material()?)?;
-        *e.key.lock() = Some(k.clone());
+        *e.key.write() = Some(k.clone());
         Ok(k)
     }
 
