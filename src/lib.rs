@@ -3,6 +3,7 @@
 //! object/mechanism -> backend -> store.
 
 pub mod error;
+pub mod ffi;
 pub mod mechanism;
 pub mod backend;
 pub mod store;
