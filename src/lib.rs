@@ -2,15 +2,15 @@
 //! See DESIGN.md (shared) for the layers; data flows ffi -> api -> token/session ->
 //! object/mechanism -> backend -> store.
 
-pub mod backend;
-pub mod config;
-pub mod error;
-pub mod mechanism;
-pub mod store;
 #[macro_use]
 pub mod log;
 pub mod api;
+pub mod backend;
+pub mod config;
+pub mod error;
 pub mod ffi;
+pub mod mechanism;
 pub mod object;
 pub mod session;
+pub mod store;
 pub mod token;

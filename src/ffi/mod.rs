@@ -3,6 +3,7 @@
 //! `Result` to a `CK_RV`. Argument reading and the output-buffer rules live in the
 //! helpers below, used by every call.
 
+pub mod awslc;
 mod entries;
 mod lists;
 

@@ -97,13 +97,16 @@ pub struct RsaComponents {
 /// shared by every operation and thread).
 pub struct LocalKey {
     material: KeyMaterial,
+    /// RSA/EC objects (asym.rs), built once here; `None` for secret keys.
+    asym: Option<asym::AsymPrepared>,
 }
 
 impl LocalKey {
     /// Validate `material` and prepare it. Bad material is `CKR_ATTRIBUTE_VALUE_INVALID`
     /// (or `CKR_KEY_SIZE_RANGE` for a size the module does not support).
     pub fn new(material: KeyMaterial) -> Result<Arc<LocalKey>> {
-        Ok(Arc::new(LocalKey { material }))
+        let asym = asym::prepare(&material)?;
+        Ok(Arc::new(LocalKey { material, asym }))
     }
 
     /// The material this key was built from.
