@@ -266,6 +266,12 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_parses() {
+        let c = parse(include_str!("../pkcs11.conf.example"), Path::new("pkcs11.conf.example")).unwrap();
+        assert!(!c.token.is_empty());
+    }
+
+    #[test]
     fn duplicate_labels_refused() {
         let e = parse(
             "[[token]]\nlabel = \"a\"\n[[token]]\nlabel = \"a\"\n",
