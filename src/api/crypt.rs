@@ -86,6 +86,18 @@ pub fn step(h: CK_SESSION_HANDLE, d: Dir, st: Step, input: &[u8], cap: Cap) -> R
     let mut g = s.session.lock();
     let sl = slot(&mut g, d);
     let op = sl.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+    // A length query answered from the mechanism's bound costs no crypto: the repeated
+    // call computes once.
+    if cap.is_none() && op.stash.is_none() && (op.multipart_ok || st == Step::Single) {
+        let bound = match st {
+            Step::Single => op.op.max_output(input.len(), true),
+            Step::Update => op.op.max_output(input.len(), false),
+            Step::Final => op.op.max_output(0, true),
+        };
+        if let Some(n) = bound {
+            return Ok(Output::Len(n));
+        }
+    }
     let r = match st {
         Step::Update | Step::Final if !op.multipart_ok => Err(CKR_FUNCTION_NOT_SUPPORTED.into()),
         Step::Single if op.multi && op.stash.is_none() => Err(CKR_OPERATION_ACTIVE.into()),

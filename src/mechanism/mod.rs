@@ -122,6 +122,14 @@ pub trait Cipher: Send {
     fn update(&mut self, input: &[u8]) -> Result<Vec<u8>>;
     /// C_EncryptFinal / C_DecryptFinal.
     fn finish(&mut self) -> Result<Vec<u8>>;
+    /// An upper bound of the output of `update` with `input_len` more bytes, followed by
+    /// `finish` when `finish` is true (so a single-part call is `(n, true)` and a final
+    /// call `(0, true)`), if known without computing. Lets a length query (NULL buffer)
+    /// answer without doing the work twice.
+    fn max_output(&self, _input_len: usize, _finish: bool) -> Option<usize> {
+        None
+    }
+
     /// C_Encrypt / C_Decrypt: the whole input at once.
     fn oneshot(&mut self, input: &[u8]) -> Result<Vec<u8>> {
         let mut out = self.update(input)?;
