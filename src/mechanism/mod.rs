@@ -21,13 +21,25 @@ pub enum MechParam {
     /// AES-KW/KWP, or any parameter passed as plain bytes.
     Bytes(Vec<u8>),
     /// `CK_GCM_PARAMS`.
-    Gcm { iv: Vec<u8>, aad: Vec<u8>, tag_bits: u64 },
+    Gcm {
+        iv: Vec<u8>,
+        aad: Vec<u8>,
+        tag_bits: u64,
+    },
     /// `CK_AES_CTR_PARAMS`.
     Ctr { counter_bits: u64, cb: [u8; 16] },
     /// `CK_RSA_PKCS_PSS_PARAMS`.
-    Pss { hash: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE, salt_len: u64 },
+    Pss {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_RSA_PKCS_MGF_TYPE,
+        salt_len: u64,
+    },
     /// `CK_RSA_PKCS_OAEP_PARAMS` (label = source data when source is CKZ_DATA_SPECIFIED).
-    Oaep { hash: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE, label: Vec<u8> },
+    Oaep {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_RSA_PKCS_MGF_TYPE,
+        label: Vec<u8>,
+    },
     /// A `CK_ULONG` parameter (e.g. `CK_MAC_GENERAL_PARAMS` output length).
     Ulong(u64),
 }
@@ -51,13 +63,20 @@ pub enum Curve {
 #[derive(Clone)]
 pub enum KeyMaterial {
     /// AES or generic secret key value (`key_type` is CKK_AES or CKK_GENERIC_SECRET).
-    Secret { key_type: CK_KEY_TYPE, value: Zeroizing<Vec<u8>> },
+    Secret {
+        key_type: CK_KEY_TYPE,
+        value: Zeroizing<Vec<u8>>,
+    },
     /// RSA private key as PKCS#1 `RSAPrivateKey` DER.
     RsaPrivate { der: Zeroizing<Vec<u8>> },
     /// RSA public key: big-endian modulus and public exponent, no leading zeros.
     RsaPublic { n: Vec<u8>, e: Vec<u8> },
     /// EC private key: big-endian scalar (field width) and uncompressed public point.
-    EcPrivate { curve: Curve, d: Zeroizing<Vec<u8>>, point: Vec<u8> },
+    EcPrivate {
+        curve: Curve,
+        d: Zeroizing<Vec<u8>>,
+        point: Vec<u8>,
+    },
     /// EC public key: uncompressed point 04||X||Y.
     EcPublic { curve: Curve, point: Vec<u8> },
 }
@@ -78,13 +97,18 @@ pub struct RsaComponents {
 /// shared by every operation and thread).
 pub struct LocalKey {
     material: KeyMaterial,
+    /// Secret-key objects (AES schedules, GCM/CMAC/HMAC keys), built lazily by sym.rs.
+    sym: sym::SymCache,
 }
 
 impl LocalKey {
     /// Validate `material` and prepare it. Bad material is `CKR_ATTRIBUTE_VALUE_INVALID`
     /// (or `CKR_KEY_SIZE_RANGE` for a size the module does not support).
     pub fn new(material: KeyMaterial) -> Result<Arc<LocalKey>> {
-        Ok(Arc::new(LocalKey { material }))
+        Ok(Arc::new(LocalKey {
+            material,
+            sym: sym::SymCache::default(),
+        }))
     }
 
     /// The material this key was built from.
@@ -236,8 +260,8 @@ pub fn generate_secret(len: usize) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 pub use asym::{
-    curve_from_params, curve_params, ec_public_point, generate_ec, generate_rsa,
-    public_key_info, rsa_components, rsa_private_from_components,
+    curve_from_params, curve_params, ec_public_point, generate_ec, generate_rsa, public_key_info,
+    rsa_components, rsa_private_from_components,
 };
 
 /// Field size in bytes of a curve (32, 48, 66).
