@@ -99,6 +99,8 @@ pub struct LocalKey {
     material: KeyMaterial,
     /// RSA/EC objects (asym.rs), built once here; `None` for secret keys.
     asym: Option<asym::AsymPrepared>,
+    /// Secret-key objects (AES schedules, GCM/CMAC/HMAC keys), built lazily by sym.rs.
+    sym: sym::SymCache,
 }
 
 impl LocalKey {
@@ -106,7 +108,7 @@ impl LocalKey {
     /// (or `CKR_KEY_SIZE_RANGE` for a size the module does not support).
     pub fn new(material: KeyMaterial) -> Result<Arc<LocalKey>> {
         let asym = asym::prepare(&material)?;
-        Ok(Arc::new(LocalKey { material, asym }))
+        Ok(Arc::new(LocalKey { material, asym, sym: sym::SymCache::default() }))
     }
 
     /// The material this key was built from.
