@@ -12,14 +12,17 @@ use cryptoki::types::AuthPin;
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let module = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/libp11kms.so").into());
+    let module = std::env::args().nth(1).unwrap_or_else(|| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/libp11kms.so").into()
+    });
     let dir = tempfile::tempdir()?;
     let conf = dir.path().join("p11kms.conf");
     std::fs::write(
         &conf,
-        format!("[[token]]\nlabel = \"bench\"\nstore = \"{}\"\n", dir.path().join("bench.sqlite").display()),
+        format!(
+            "[[token]]\nlabel = \"bench\"\nstore = \"{}\"\n",
+            dir.path().join("bench.sqlite").display()
+        ),
     )?;
     std::env::set_var("P11KMS_CONF", &conf);
 
@@ -38,7 +41,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     s.login(UserType::User, Some(&pin))?;
     let key = s.generate_key(
         &Mechanism::AesKeyGen,
-        &[Attribute::Token(true), Attribute::ValueLen(32.into()), Attribute::Encrypt(true), Attribute::Decrypt(true)],
+        &[
+            Attribute::Token(true),
+            Attribute::ValueLen(32.into()),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+        ],
     )?;
     drop(s);
     p.finalize()?;
@@ -53,7 +61,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         p.finalize()?;
     }
     times.sort();
-    println!("C_Initialize: median {:?}, min {:?} (20 runs)", times[10], times[0]);
+    println!(
+        "C_Initialize: median {:?}, min {:?} (20 runs)",
+        times[10], times[0]
+    );
 
     p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
     let s = p.open_rw_session(slot)?;

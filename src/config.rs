@@ -267,7 +267,11 @@ mod tests {
 
     #[test]
     fn shipped_example_parses() {
-        let c = parse(include_str!("../pkcs11.conf.example"), Path::new("pkcs11.conf.example")).unwrap();
+        let c = parse(
+            include_str!("../pkcs11.conf.example"),
+            Path::new("pkcs11.conf.example"),
+        )
+        .unwrap();
         assert!(!c.token.is_empty());
     }
 

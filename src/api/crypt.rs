@@ -38,6 +38,7 @@ pub fn single_part_only(mech: CK_MECHANISM_TYPE) -> bool {
             | CKM_RSA_X_509
             | CKM_ECDSA
             | CKM_AES_KEY_WRAP
+            | CKM_AES_KEY_WRAP_PAD
             | CKM_AES_KEY_WRAP_KWP
     )
 }

@@ -3,23 +3,10 @@
 use super::{check_class, key_entry, module};
 use crate::error::{Error, Result};
 use crate::mechanism::{self, KeyMaterial, MechParam, Mechanism};
-use crate::object::{find, find_ulong, Attr, Object, Origin};
+use crate::object::{check_secret_len, find, find_ulong, Attr, Object, Origin};
 use crate::session::{Cap, Output};
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
-
-/// Check a secret key length for its type: AES 16/24/32, generic secret 1..=512 bytes.
-fn check_secret_len(kt: CK_KEY_TYPE, len: usize, rv: CK_RV) -> Result<()> {
-    let ok = match kt {
-        CKK_AES => matches!(len, 16 | 24 | 32),
-        _ => (1..=512).contains(&len),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::msg(rv, format!("key length {len} not supported")))
-    }
-}
 
 /// C_GenerateKey.
 pub fn generate_key(

@@ -108,7 +108,11 @@ impl LocalKey {
     /// (or `CKR_KEY_SIZE_RANGE` for a size the module does not support).
     pub fn new(material: KeyMaterial) -> Result<Arc<LocalKey>> {
         let asym = asym::prepare(&material)?;
-        Ok(Arc::new(LocalKey { material, asym, sym: sym::SymCache::default() }))
+        Ok(Arc::new(LocalKey {
+            material,
+            asym,
+            sym: sym::SymCache::default(),
+        }))
     }
 
     /// The material this key was built from.

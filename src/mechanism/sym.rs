@@ -55,6 +55,7 @@ pub(super) const MECHANISMS: &[MechInfo] = &[
     row(CKM_AES_CTR, 16, 32, ED),
     row(CKM_AES_GCM, 16, 32, ED),
     row(CKM_AES_KEY_WRAP, 16, 32, ED),
+    row(CKM_AES_KEY_WRAP_PAD, 16, 32, ED),
     row(CKM_AES_KEY_WRAP_KWP, 16, 32, ED),
     row(CKM_AES_CMAC, 16, 32, SV),
     row(CKM_AES_CMAC_GENERAL, 16, 32, SV),
@@ -362,9 +363,14 @@ fn cipher_init(m: &Mechanism, key: &Arc<LocalKey>, encrypt: bool) -> Result<Box<
                 done: false,
             }))
         }
-        CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_KWP => {
+        CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_PAD | CKM_AES_KEY_WRAP_KWP => {
             aes_value(&key)?;
-            let padded = m.mech == CKM_AES_KEY_WRAP_KWP;
+            let mode = match m.mech {
+                CKM_AES_KEY_WRAP => KwMode::Kw,
+                CKM_AES_KEY_WRAP_PAD => KwMode::Pkcs7,
+                _ => KwMode::Kwp,
+            };
+            let padded = mode == KwMode::Kwp;
             let ok = match &m.param {
                 MechParam::None => true,
                 MechParam::Bytes(b) => {
@@ -383,7 +389,7 @@ fn cipher_init(m: &Mechanism, key: &Arc<LocalKey>, encrypt: bool) -> Result<Box<
             Ok(Box::new(KwOp {
                 key,
                 encrypt,
-                padded,
+                mode,
                 buf: Zeroizing::new(Vec::new()),
                 done: false,
             }))
@@ -729,11 +735,20 @@ fn gcm_tag(
 // AES key wrap (RFC 3394) and key wrap with padding (RFC 5649)
 // ---------------------------------------------------------------------------------------
 
-/// CKM_AES_KEY_WRAP / CKM_AES_KEY_WRAP_KWP: single-part; update buffers.
+/// Which key wrap: RFC 3394, RFC 3394 over PKCS#7-padded input (CKM_AES_KEY_WRAP_PAD,
+/// PKCS#11 3.0 §2.14), or RFC 5649 (CKM_AES_KEY_WRAP_KWP).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KwMode {
+    Kw,
+    Pkcs7,
+    Kwp,
+}
+
+/// CKM_AES_KEY_WRAP / _PAD / _KWP: single-part; update buffers.
 struct KwOp {
     key: Arc<LocalKey>,
     encrypt: bool,
-    padded: bool,
+    mode: KwMode,
     buf: Zeroizing<Vec<u8>>,
     done: bool,
 }
@@ -753,11 +768,27 @@ impl Cipher for KwOp {
         }
         self.done = true;
         let data = Zeroizing::new(std::mem::take(&mut *self.buf));
-        match (self.padded, self.encrypt) {
-            (false, true) => kw_wrap(&self.key, &data),
-            (false, false) => kw_unwrap(&self.key, &data).map(take),
-            (true, true) => kwp_wrap(&self.key, &data),
-            (true, false) => kwp_unwrap(&self.key, &data).map(take),
+        match (self.mode, self.encrypt) {
+            (KwMode::Kw, true) => kw_wrap(&self.key, &data),
+            (KwMode::Kw, false) => kw_unwrap(&self.key, &data).map(take),
+            (KwMode::Pkcs7, true) => {
+                let pad = 8 - data.len() % 8;
+                let mut padded = Zeroizing::new(data.to_vec());
+                padded.extend(std::iter::repeat_n(pad as u8, pad));
+                kw_wrap(&self.key, &padded)
+            }
+            (KwMode::Pkcs7, false) => {
+                let mut plain = kw_unwrap(&self.key, &data)?;
+                let pad = *plain.last().ok_or(CKR_ENCRYPTED_DATA_INVALID)? as usize;
+                let n = plain.len();
+                if !(1..=8).contains(&pad) || plain[n - pad..].iter().any(|b| *b as usize != pad) {
+                    return Err(CKR_ENCRYPTED_DATA_INVALID.into());
+                }
+                plain.truncate(n - pad);
+                Ok(take(plain))
+            }
+            (KwMode::Kwp, true) => kwp_wrap(&self.key, &data),
+            (KwMode::Kwp, false) => kwp_unwrap(&self.key, &data).map(take),
         }
     }
 }
@@ -1779,6 +1810,33 @@ mod tests {
         }
     }
 
+    /// CKM_AES_KEY_WRAP_PAD is RFC 3394 over PKCS#7-padded input (PKCS#11 3.0 §2.14):
+    /// checked against the RFC 3394 §4.1 vector, whose 16-byte key data padded with a
+    /// full block of 0x08 is wrapped by the plain mechanism.
+    #[test]
+    fn key_wrap_pad_is_kw_over_pkcs7() {
+        let k = aes("000102030405060708090a0b0c0d0e0f");
+        let data = h("00112233445566778899aabbccddeeff");
+        let pad = mech(CKM_AES_KEY_WRAP_PAD, MechParam::None);
+        let kw = mech(CKM_AES_KEY_WRAP, MechParam::None);
+        let mut padded = data.clone();
+        padded.extend([8u8; 8]);
+        let c = enc(&pad, &k, &data).expect("wrap");
+        assert_eq!(c, enc(&kw, &k, &padded).expect("kw"));
+        assert_eq!(dec(&pad, &k, &c).expect("unwrap"), data);
+        // Padded input under 16 bytes is too short for RFC 3394 (n >= 2 semiblocks).
+        assert_eq!(rv(enc(&pad, &k, &[1u8; 7])), CKR_DATA_LEN_RANGE);
+        for n in [8usize, 9, 15, 31] {
+            let d = vec![0x42u8; n];
+            let c = enc(&pad, &k, &d).expect("wrap");
+            assert_eq!(c.len(), (n / 8 + 1) * 8 + 8);
+            assert_eq!(dec(&pad, &k, &c).expect("unwrap"), d);
+        }
+        // Unpadded plaintext under KW is not valid PKCS#7 once unwrapped.
+        let c = enc(&kw, &k, &h("00112233445566778899aabbccddee00")).expect("kw");
+        assert_eq!(rv(dec(&pad, &k, &c)), CKR_ENCRYPTED_DATA_INVALID);
+    }
+
     /// RFC 5649 §6.
     #[test]
     fn rfc5649_key_wrap_with_padding() {
@@ -2123,11 +2181,7 @@ mod tests {
             d.finish().expect("final"),
             h("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
         );
-        let ec = LocalKey::new(KeyMaterial::EcPublic {
-            curve: Curve::P256,
-            point: vec![4; 65],
-        })
-        .expect("ec");
+        let ec = LocalKey::new(super::super::generate_ec(Curve::P256).expect("gen")).expect("ec");
         let mut d = digest_init(&mech(CKM_SHA256, MechParam::None)).expect("init");
         assert_eq!(rv(d.update_key(&ec)), CKR_KEY_INDIGESTIBLE);
         assert_eq!(

@@ -230,6 +230,10 @@ impl Object {
                 obj.attrs.insert(*ty, v.clone());
             }
         }
+        obj.attrs.insert(CKA_CLASS, ulong(class));
+        if let Some(kt) = key_type {
+            obj.attrs.insert(CKA_KEY_TYPE, ulong(kt));
+        }
         // Defaults.
         for rule in attrs::rules_for(cbit, key_type) {
             if obj.attrs.contains_key(&rule.ty) || rule.sensitive {
@@ -253,10 +257,6 @@ impl Object {
                 }
                 D::Computed => {}
             }
-        }
-        obj.attrs.insert(CKA_CLASS, ulong(class));
-        if let Some(kt) = key_type {
-            obj.attrs.insert(CKA_KEY_TYPE, ulong(kt));
         }
         obj.attrs.insert(CKA_UNIQUE_ID, hex(&obj.uid).into_bytes());
         if let Some(kt) = key_type {
@@ -365,6 +365,7 @@ impl Object {
         let key = mechanism::LocalKey::new(material.clone())?;
         match (&material, kt) {
             (KeyMaterial::Secret { value, key_type }, _) if *key_type == kt => {
+                check_secret_len(kt, value.len(), CKR_ATTRIBUTE_VALUE_INVALID)?;
                 self.attrs
                     .insert(CKA_VALUE_LEN, ulong(value.len() as CK_ULONG));
                 if kt == CKK_AES {
@@ -622,6 +623,23 @@ impl Object {
             }
         }
         Ok(())
+    }
+}
+
+/// Check a secret key length for its type: AES 16/24/32 bytes, generic secret 1..=512;
+/// `rv` is the code for a bad one (it depends on the call).
+pub fn check_secret_len(kt: CK_KEY_TYPE, len: usize, rv: CK_RV) -> Result<()> {
+    let ok = match kt {
+        CKK_AES => matches!(len, 16 | 24 | 32),
+        _ => (1..=512).contains(&len),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::msg(
+            rv,
+            format!("secret key length {len} not supported"),
+        ))
     }
 }
 
