@@ -54,7 +54,13 @@ fn keys() -> &'static Keys {
                     Attribute::ModulusBits(2048.into()),
                     Attribute::PublicExponent(vec![1, 0, 1]),
                 ],
-                &[Attribute::Token(true), Attribute::Private(true), Attribute::Sign(true), Attribute::Decrypt(true), Attribute::Unwrap(true)],
+                &[
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sign(true),
+                    Attribute::Decrypt(true),
+                    Attribute::Unwrap(true),
+                ],
             )
             .unwrap();
         let n = attr_bytes(&s, rsa_pub, CKA_MODULUS);
@@ -97,14 +103,31 @@ fn keys() -> &'static Keys {
             let (pubk, privk) = s
                 .generate_key_pair(
                     &Mechanism::EccKeyPairGen,
-                    &[Attribute::Token(true), Attribute::Verify(true), Attribute::EcParams(params.to_vec())],
-                    &[Attribute::Token(true), Attribute::Private(true), Attribute::Sign(true)],
+                    &[
+                        Attribute::Token(true),
+                        Attribute::Verify(true),
+                        Attribute::EcParams(params.to_vec()),
+                    ],
+                    &[
+                        Attribute::Token(true),
+                        Attribute::Private(true),
+                        Attribute::Sign(true),
+                    ],
                 )
                 .unwrap();
             let point = ec_point_from_attr(&attr_bytes(&s, pubk, CKA_EC_POINT));
             ec.push((params, pubk, privk, point));
         }
-        Keys { slot, rsa_pub, rsa_priv, rsa_spki: rsa_spki(&n, &pe), imp, imp_pub, imp_priv, ec }
+        Keys {
+            slot,
+            rsa_pub,
+            rsa_priv,
+            rsa_spki: rsa_spki(&n, &pe),
+            imp,
+            imp_pub,
+            imp_priv,
+            ec,
+        }
     })
 }
 
@@ -162,7 +185,10 @@ fn digests_fips180_abc() {
         assert_eq!(s.digest_final().unwrap(), hex(want), "multi-part {m:?}");
     }
     let long = vec![0x61u8; 100_000];
-    assert_eq!(s.digest(&Mechanism::Sha256, &long).unwrap(), sha("sha256", &long));
+    assert_eq!(
+        s.digest(&Mechanism::Sha256, &long).unwrap(),
+        sha("sha256", &long)
+    );
 }
 
 #[test]
@@ -203,8 +229,14 @@ fn aes_ecb_cbc_ctr_sp800_38a() {
     let r = rv_err(s.encrypt(&Mechanism::AesCbc(iv), key, &pt[..20]));
     assert_eq!(r, RvError::DataLenRange);
 
-    let ctr_params = CK_AES_CTR_PARAMS { ulCounterBits: 128, cb: hex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").try_into().unwrap() };
-    let ctr = Mechanism::VendorDefined(VendorDefinedMechanism::new(MechanismType::AES_CTR, Some(&ctr_params)));
+    let ctr_params = CK_AES_CTR_PARAMS {
+        ulCounterBits: 128,
+        cb: hex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").try_into().unwrap(),
+    };
+    let ctr = Mechanism::VendorDefined(VendorDefinedMechanism::new(
+        MechanismType::AES_CTR,
+        Some(&ctr_params),
+    ));
     let ctr_ct = hex(
         "874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff\
          5ae4df3edbd5d35e5b4f09020db03eab1e031dda2fbe03d1792170a0f3009cee",
@@ -226,17 +258,32 @@ fn aes_cbc_pad_against_openssl() {
         let ct = s.encrypt(&Mechanism::AesCbcPad(iv), key, &pt).unwrap();
         assert_eq!(ct.len(), (len / 16 + 1) * 16);
         let theirs = openssl(
-            &["enc", "-aes-256-cbc", "-K", &hex_str(&k), "-iv", &hex_str(&iv)],
+            &[
+                "enc",
+                "-aes-256-cbc",
+                "-K",
+                &hex_str(&k),
+                "-iv",
+                &hex_str(&iv),
+            ],
             &pt,
         );
         assert_eq!(ct, theirs, "CBC-PAD of {len} bytes");
         assert_eq!(s.decrypt(&Mechanism::AesCbcPad(iv), key, &ct).unwrap(), pt);
     }
     // Bad padding is CKR_ENCRYPTED_DATA_INVALID (§5.9 / mechanism §2.10).
-    let mut ct = s.encrypt(&Mechanism::AesCbcPad(iv), key, b"pad me").unwrap();
+    let mut ct = s
+        .encrypt(&Mechanism::AesCbcPad(iv), key, b"pad me")
+        .unwrap();
     *ct.last_mut().unwrap() ^= 0xff;
     let r = rv_err(s.decrypt(&Mechanism::AesCbcPad(iv), key, &ct));
-    assert_decrypt_failure(r, &[RvError::EncryptedDataInvalid, RvError::EncryptedDataLenRange]);
+    assert_decrypt_failure(
+        r,
+        &[
+            RvError::EncryptedDataInvalid,
+            RvError::EncryptedDataLenRange,
+        ],
+    );
 }
 
 /// Failed decryption/unwrap codes. SoftHSM 2.6 answers CKR_GENERAL_ERROR where the spec
@@ -298,9 +345,15 @@ fn aes_gcm_known_answers() {
         let want = [hex(ct), hex(tag)].concat();
         for tag_bits in [128usize, 120, 96] {
             let mut ivb = hex(iv);
-            let m = Mechanism::AesGcm(GcmParams::new(&mut ivb, &aad, (tag_bits as CK_ULONG).into()).unwrap());
+            let m = Mechanism::AesGcm(
+                GcmParams::new(&mut ivb, &aad, (tag_bits as CK_ULONG).into()).unwrap(),
+            );
             let expected = &want[..60 + tag_bits / 8];
-            assert_eq!(s.encrypt(&m, key, &pt60).unwrap(), expected, "iv {iv} tag {tag_bits}");
+            assert_eq!(
+                s.encrypt(&m, key, &pt60).unwrap(),
+                expected,
+                "iv {iv} tag {tag_bits}"
+            );
             assert_eq!(s.decrypt(&m, key, expected).unwrap(), pt60);
         }
         // Tampered tag, ciphertext or AAD: CKR_ENCRYPTED_DATA_INVALID (no plaintext).
@@ -308,10 +361,16 @@ fn aes_gcm_known_answers() {
         let m = Mechanism::AesGcm(GcmParams::new(&mut ivb, &aad, 128.into()).unwrap());
         let mut bad = want.clone();
         bad[70] ^= 1;
-        assert_decrypt_failure(rv_err(s.decrypt(&m, key, &bad)), &[RvError::EncryptedDataInvalid]);
+        assert_decrypt_failure(
+            rv_err(s.decrypt(&m, key, &bad)),
+            &[RvError::EncryptedDataInvalid],
+        );
         let mut bad = want.clone();
         bad[3] ^= 1;
-        assert_decrypt_failure(rv_err(s.decrypt(&m, key, &bad)), &[RvError::EncryptedDataInvalid]);
+        assert_decrypt_failure(
+            rv_err(s.decrypt(&m, key, &bad)),
+            &[RvError::EncryptedDataInvalid],
+        );
     }
     // Test case 3: no AAD, 64-byte plaintext; multi-part.
     let key = secret(&s, KeyType::AES, &k128);
@@ -366,7 +425,11 @@ fn aes_key_wrap_rfc3394_rfc5649() {
     for (kek, key, wrapped, kt, mech) in cases {
         let kek_h = secret(&s, KeyType::AES, &hex(kek));
         let key_h = secret(&s, kt, &hex(key));
-        assert_eq!(s.wrap_key(&mech, kek_h, key_h).unwrap(), hex(wrapped), "wrap {key}");
+        assert_eq!(
+            s.wrap_key(&mech, kek_h, key_h).unwrap(),
+            hex(wrapped),
+            "wrap {key}"
+        );
         let template = [
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(kt),
@@ -374,12 +437,17 @@ fn aes_key_wrap_rfc3394_rfc5649() {
             Attribute::Sensitive(false),
             Attribute::Extractable(true),
         ];
-        let un = s.unwrap_key(&mech, kek_h, &hex(wrapped), &template).unwrap();
+        let un = s
+            .unwrap_key(&mech, kek_h, &hex(wrapped), &template)
+            .unwrap();
         assert_eq!(attr_bytes(&s, un, CKA_VALUE), hex(key), "unwrap {wrapped}");
         let mut bad = hex(wrapped);
         bad[5] ^= 0x80;
         let r = rv_err(s.unwrap_key(&mech, kek_h, &bad, &template));
-        assert_decrypt_failure(r, &[RvError::WrappedKeyInvalid, RvError::EncryptedDataInvalid]);
+        assert_decrypt_failure(
+            r,
+            &[RvError::WrappedKeyInvalid, RvError::EncryptedDataInvalid],
+        );
     }
     kwp(&s);
     // A key that is not extractable cannot be wrapped.
@@ -393,19 +461,43 @@ fn aes_key_wrap_rfc3394_rfc5649() {
             Attribute::Value(vec![2u8; 16]),
         ])
         .unwrap();
-    assert_eq!(rv_err(s.wrap_key(&Mechanism::AesKeyWrap, kek_h, locked)), RvError::KeyUnextractable);
+    assert_eq!(
+        rv_err(s.wrap_key(&Mechanism::AesKeyWrap, kek_h, locked)),
+        RvError::KeyUnextractable
+    );
 }
 
 /// C_WrapKey through the raw list (for mechanisms cryptoki has no variant for).
-fn wrap_raw(s: &Session, m: CK_MECHANISM_TYPE, kek: ObjectHandle, key: ObjectHandle) -> Result<Vec<u8>, CK_RV> {
+fn wrap_raw(
+    s: &Session,
+    m: CK_MECHANISM_TYPE,
+    kek: ObjectHandle,
+    key: ObjectHandle,
+) -> Result<Vec<u8>, CK_RV> {
     let mut mm = mech(m);
     let mut len: CK_ULONG = 0;
-    let rv = call!(C_WrapKey, s.handle(), &mut mm, kek.handle(), key.handle(), std::ptr::null_mut(), &mut len);
+    let rv = call!(
+        C_WrapKey,
+        s.handle(),
+        &mut mm,
+        kek.handle(),
+        key.handle(),
+        std::ptr::null_mut(),
+        &mut len
+    );
     if rv != CKR_OK {
         return Err(rv);
     }
     let mut out = vec![0u8; len as usize];
-    let rv = call!(C_WrapKey, s.handle(), &mut mm, kek.handle(), key.handle(), out.as_mut_ptr(), &mut len);
+    let rv = call!(
+        C_WrapKey,
+        s.handle(),
+        &mut mm,
+        kek.handle(),
+        key.handle(),
+        out.as_mut_ptr(),
+        &mut len
+    );
     if rv != CKR_OK {
         return Err(rv);
     }
@@ -414,15 +506,40 @@ fn wrap_raw(s: &Session, m: CK_MECHANISM_TYPE, kek: ObjectHandle, key: ObjectHan
 }
 
 /// C_UnwrapKey through the raw list into an extractable generic secret.
-fn unwrap_raw(s: &Session, m: CK_MECHANISM_TYPE, kek: ObjectHandle, wrapped: &[u8]) -> Result<ObjectHandle, CK_RV> {
+fn unwrap_raw(
+    s: &Session,
+    m: CK_MECHANISM_TYPE,
+    kek: ObjectHandle,
+    wrapped: &[u8],
+) -> Result<ObjectHandle, CK_RV> {
     let mut mm = mech(m);
     let (mut class, mut kt, mut f, mut t) = (CKO_SECRET_KEY, CKK_GENERIC_SECRET, CK_FALSE, CK_TRUE);
     let mut tmpl = [
-        CK_ATTRIBUTE { type_: CKA_CLASS, pValue: (&mut class as *mut CK_ULONG).cast(), ulValueLen: 8 },
-        CK_ATTRIBUTE { type_: CKA_KEY_TYPE, pValue: (&mut kt as *mut CK_ULONG).cast(), ulValueLen: 8 },
-        CK_ATTRIBUTE { type_: CKA_TOKEN, pValue: (&mut f as *mut CK_BBOOL).cast(), ulValueLen: 1 },
-        CK_ATTRIBUTE { type_: CKA_SENSITIVE, pValue: (&mut f as *mut CK_BBOOL).cast(), ulValueLen: 1 },
-        CK_ATTRIBUTE { type_: CKA_EXTRACTABLE, pValue: (&mut t as *mut CK_BBOOL).cast(), ulValueLen: 1 },
+        CK_ATTRIBUTE {
+            type_: CKA_CLASS,
+            pValue: (&mut class as *mut CK_ULONG).cast(),
+            ulValueLen: 8,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_KEY_TYPE,
+            pValue: (&mut kt as *mut CK_ULONG).cast(),
+            ulValueLen: 8,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_TOKEN,
+            pValue: (&mut f as *mut CK_BBOOL).cast(),
+            ulValueLen: 1,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_SENSITIVE,
+            pValue: (&mut f as *mut CK_BBOOL).cast(),
+            ulValueLen: 1,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_EXTRACTABLE,
+            pValue: (&mut t as *mut CK_BBOOL).cast(),
+            ulValueLen: 1,
+        },
     ];
     let mut w = wrapped.to_vec();
     let mut out: CK_OBJECT_HANDLE = 0;
@@ -448,36 +565,61 @@ fn unwrap_raw(s: &Session, m: CK_MECHANISM_TYPE, kek: ObjectHandle, wrapped: &[u
 /// 128/256-bit KEKs and whole 8-byte blocks, so the RFC's own 192-bit vectors and padded
 /// lengths run against p11kms only.
 fn kwp(s: &Session) {
-    let m = if is_reference() { CKM_AES_KEY_WRAP_PAD } else { CKM_AES_KEY_WRAP_KWP };
+    let m = if is_reference() {
+        CKM_AES_KEY_WRAP_PAD
+    } else {
+        CKM_AES_KEY_WRAP_KWP
+    };
     let mut cases: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = Vec::new();
     if !is_reference() {
         // RFC 5649 §6: 192-bit KEK, 20-byte and 7-byte keys.
         let kek = hex("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8");
-        cases.push((kek.clone(), hex("c37b7e6492584340bed12207808941155068f738"), hex("138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a")));
-        cases.push((kek, hex("466f7250617369"), hex("afbeb0f07dfbf5419200f2ccb50bb24f")));
+        cases.push((
+            kek.clone(),
+            hex("c37b7e6492584340bed12207808941155068f738"),
+            hex("138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a"),
+        ));
+        cases.push((
+            kek,
+            hex("466f7250617369"),
+            hex("afbeb0f07dfbf5419200f2ccb50bb24f"),
+        ));
     }
     // openssl's RFC 5649 implementation for 128- and 256-bit KEKs.
-    for (cipher, kek) in [("-id-aes128-wrap-pad", vec![0x11u8; 16]), ("-id-aes256-wrap-pad", vec![0x22u8; 32])] {
+    for (cipher, kek) in [
+        ("-id-aes128-wrap-pad", vec![0x11u8; 16]),
+        ("-id-aes256-wrap-pad", vec![0x22u8; 32]),
+    ] {
         for len in [1usize, 7, 8, 20, 32] {
             if is_reference() && len % 8 != 0 {
                 continue; // SoftHSM 2.6 departs from RFC 5649 when padding is needed
             }
             let key: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
-            let wrapped = openssl(&["enc", cipher, "-K", &hex_str(&kek), "-iv", "a65959a6"], &key);
+            let wrapped = openssl(
+                &["enc", cipher, "-K", &hex_str(&kek), "-iv", "a65959a6"],
+                &key,
+            );
             cases.push((kek.clone(), key, wrapped));
         }
     }
     for (kek, key, wrapped) in cases {
         let kek_h = secret(s, KeyType::AES, &kek);
         let key_h = secret(s, KeyType::GENERIC_SECRET, &key);
-        assert_eq!(wrap_raw(s, m, kek_h, key_h), Ok(wrapped.clone()), "KWP wrap of {} bytes", key.len());
-        let un = unwrap_raw(s, m, kek_h, &wrapped).unwrap_or_else(|rv| panic!("KWP unwrap: {rv:#x}"));
+        assert_eq!(
+            wrap_raw(s, m, kek_h, key_h),
+            Ok(wrapped.clone()),
+            "KWP wrap of {} bytes",
+            key.len()
+        );
+        let un =
+            unwrap_raw(s, m, kek_h, &wrapped).unwrap_or_else(|rv| panic!("KWP unwrap: {rv:#x}"));
         assert_eq!(attr_bytes(s, un, CKA_VALUE), key);
         let mut bad = wrapped.clone();
         bad[0] ^= 1;
         let rv = unwrap_raw(s, m, kek_h, &bad).unwrap_err();
         assert!(
-            [CKR_WRAPPED_KEY_INVALID, CKR_ENCRYPTED_DATA_INVALID].contains(&rv) || (is_reference() && rv == CKR_GENERAL_ERROR),
+            [CKR_WRAPPED_KEY_INVALID, CKR_ENCRYPTED_DATA_INVALID].contains(&rv)
+                || (is_reference() && rv == CKR_GENERAL_ERROR),
             "{rv:#x}"
         );
     }
@@ -514,14 +656,27 @@ fn hmac_rfc4231_and_sha1() {
         assert_eq!(s.sign_final().unwrap(), hex(want), "multi-part {m:?}");
         let mut bad = hex(want);
         bad[0] ^= 1;
-        assert_eq!(rv_err(s.verify(&m, key, data, &bad)), RvError::SignatureInvalid);
+        assert_eq!(
+            rv_err(s.verify(&m, key, data, &bad)),
+            RvError::SignatureInvalid
+        );
     }
     // SHA-1 against aws-lc-rs.
     let k20 = vec![0x0bu8; 20];
     let key = secret(&s, KeyType::GENERIC_SECRET, &k20);
-    let want = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &k20), b"Hi There");
-    assert_eq!(want.as_ref(), &hex("b617318655057264e28bc0b6fb378c8ef146be00")[..], "RFC 2202 #1");
-    assert_eq!(s.sign(&Mechanism::Sha1Hmac, key, b"Hi There").unwrap(), want.as_ref());
+    let want = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &k20),
+        b"Hi There",
+    );
+    assert_eq!(
+        want.as_ref(),
+        &hex("b617318655057264e28bc0b6fb378c8ef146be00")[..],
+        "RFC 2202 #1"
+    );
+    assert_eq!(
+        s.sign(&Mechanism::Sha1Hmac, key, b"Hi There").unwrap(),
+        want.as_ref()
+    );
 }
 
 #[test]
@@ -539,14 +694,22 @@ fn aes_cmac_rfc4493() {
         if len == 0 && is_reference() {
             continue; // SoftHSM 2.6 fails CMAC over the empty message
         }
-        assert_eq!(s.sign(&Mechanism::AesCMac, key, &m[..len]).unwrap(), hex(want), "CMAC len {len}");
-        s.verify(&Mechanism::AesCMac, key, &m[..len], &hex(want)).unwrap();
+        assert_eq!(
+            s.sign(&Mechanism::AesCMac, key, &m[..len]).unwrap(),
+            hex(want),
+            "CMAC len {len}"
+        );
+        s.verify(&Mechanism::AesCMac, key, &m[..len], &hex(want))
+            .unwrap();
     }
     s.sign_init(&Mechanism::AesCMac, key).unwrap();
     for c in m[..40].chunks(11) {
         s.sign_update(c).unwrap();
     }
-    assert_eq!(s.sign_final().unwrap(), hex("dfa66747de9ae63030ca32611497c827"));
+    assert_eq!(
+        s.sign_final().unwrap(),
+        hex("dfa66747de9ae63030ca32611497c827")
+    );
 }
 
 const RSA_HASHES: [(&str, fn() -> Mechanism<'static>); 5] = [
@@ -576,10 +739,19 @@ fn rsa_pkcs1_v15_signatures() {
     for (h, mech) in RSA_HASHES {
         let sig = s.sign(&mech(), k.rsa_priv, msg).unwrap();
         assert_eq!(sig.len(), 256);
-        assert!(openssl_rsa_verify(&k.rsa_spki, h, msg, &sig, false), "{h}-RSA-PKCS");
+        assert!(
+            openssl_rsa_verify(&k.rsa_spki, h, msg, &sig, false),
+            "{h}-RSA-PKCS"
+        );
         s.verify(&mech(), k.rsa_pub, msg, &sig).unwrap();
         // Raw CKM_RSA_PKCS over a DigestInfo gives the same (deterministic) signature.
-        let raw = s.sign(&Mechanism::RsaPkcs, k.rsa_priv, &digest_info(h, &sha(h, msg))).unwrap();
+        let raw = s
+            .sign(
+                &Mechanism::RsaPkcs,
+                k.rsa_priv,
+                &digest_info(h, &sha(h, msg)),
+            )
+            .unwrap();
         assert_eq!(raw, sig, "CKM_RSA_PKCS with DigestInfo for {h}");
     }
     // Multi-part.
@@ -595,16 +767,33 @@ fn rsa_pkcs1_v15_signatures() {
     s.verify_final(&sig).unwrap();
     let mut bad = sig.clone();
     bad[100] ^= 1;
-    assert_eq!(rv_err(s.verify(&Mechanism::Sha256RsaPkcs, k.rsa_pub, msg, &bad)), RvError::SignatureInvalid);
+    assert_eq!(
+        rv_err(s.verify(&Mechanism::Sha256RsaPkcs, k.rsa_pub, msg, &bad)),
+        RvError::SignatureInvalid
+    );
     let r = rv_err(s.verify(&Mechanism::Sha256RsaPkcs, k.rsa_pub, msg, &sig[..255]));
-    assert!(matches!(r, RvError::SignatureLenRange | RvError::SignatureInvalid), "{r:?}");
+    assert!(
+        matches!(r, RvError::SignatureLenRange | RvError::SignatureInvalid),
+        "{r:?}"
+    );
 
     // The module verifies what openssl signs with the imported key.
     let dir = tempfile::tempdir().unwrap();
     let kf = dir.path().join("k.der");
     std::fs::write(&kf, &k.imp.pkcs8_der).unwrap();
-    let theirs = openssl(&["dgst", "-sha384", "-sign", kf.to_str().unwrap(), "-keyform", "DER"], msg);
-    s.verify(&Mechanism::Sha384RsaPkcs, k.imp_pub, msg, &theirs).unwrap();
+    let theirs = openssl(
+        &[
+            "dgst",
+            "-sha384",
+            "-sign",
+            kf.to_str().unwrap(),
+            "-keyform",
+            "DER",
+        ],
+        msg,
+    );
+    s.verify(&Mechanism::Sha384RsaPkcs, k.imp_pub, msg, &theirs)
+        .unwrap();
 }
 
 #[test]
@@ -614,7 +803,11 @@ fn rsa_pss_signatures() {
     let msg = b"RSA-PSS signature test message";
     for h in ["sha1", "sha224", "sha256", "sha384", "sha512"] {
         let (hash_alg, mgf, hlen) = hash_mech(h);
-        let params = PkcsPssParams { hash_alg, mgf, s_len: (hlen as CK_ULONG).into() };
+        let params = PkcsPssParams {
+            hash_alg,
+            mgf,
+            s_len: (hlen as CK_ULONG).into(),
+        };
         // (cryptoki has no variant for SHA224-RSA-PKCS-PSS; raw PSS covers SHA-224 below.)
         let mech = match h {
             "sha1" => Some(Mechanism::Sha1RsaPkcsPss(params)),
@@ -625,43 +818,84 @@ fn rsa_pss_signatures() {
         };
         if let Some(mech) = mech {
             let sig = s.sign(&mech, k.rsa_priv, msg).unwrap();
-            assert!(openssl_rsa_verify(&k.rsa_spki, h, msg, &sig, true), "{h}-RSA-PKCS-PSS");
+            assert!(
+                openssl_rsa_verify(&k.rsa_spki, h, msg, &sig, true),
+                "{h}-RSA-PKCS-PSS"
+            );
             s.verify(&mech, k.rsa_pub, msg, &sig).unwrap();
         }
         // Raw PSS over the precomputed hash.
         let raw = Mechanism::RsaPkcsPss(params);
         let sig = s.sign(&raw, k.rsa_priv, &sha(h, msg)).unwrap();
-        assert!(openssl_rsa_verify(&k.rsa_spki, h, msg, &sig, true), "CKM_RSA_PKCS_PSS {h}");
+        assert!(
+            openssl_rsa_verify(&k.rsa_spki, h, msg, &sig, true),
+            "CKM_RSA_PKCS_PSS {h}"
+        );
         s.verify(&raw, k.rsa_pub, &sha(h, msg), &sig).unwrap();
     }
     // PSS is randomized: two signatures differ but both verify.
-    let params = PkcsPssParams { hash_alg: MechanismType::SHA256, mgf: PkcsMgfType::MGF1_SHA256, s_len: 32.into() };
-    let a = s.sign(&Mechanism::Sha256RsaPkcsPss(params), k.rsa_priv, msg).unwrap();
-    let b = s.sign(&Mechanism::Sha256RsaPkcsPss(params), k.rsa_priv, msg).unwrap();
+    let params = PkcsPssParams {
+        hash_alg: MechanismType::SHA256,
+        mgf: PkcsMgfType::MGF1_SHA256,
+        s_len: 32.into(),
+    };
+    let a = s
+        .sign(&Mechanism::Sha256RsaPkcsPss(params), k.rsa_priv, msg)
+        .unwrap();
+    let b = s
+        .sign(&Mechanism::Sha256RsaPkcsPss(params), k.rsa_priv, msg)
+        .unwrap();
     assert_ne!(a, b);
     // Multi-part PSS, and openssl's signature verified by the module.
-    s.sign_init(&Mechanism::Sha256RsaPkcsPss(params), k.imp_priv).unwrap();
+    s.sign_init(&Mechanism::Sha256RsaPkcsPss(params), k.imp_priv)
+        .unwrap();
     s.sign_update(&msg[..3]).unwrap();
     s.sign_update(&msg[3..]).unwrap();
     let sig = s.sign_final().unwrap();
-    assert!(openssl_rsa_verify(&rsa_spki(&k.imp.n, &k.imp.e), "sha256", msg, &sig, true));
+    assert!(openssl_rsa_verify(
+        &rsa_spki(&k.imp.n, &k.imp.e),
+        "sha256",
+        msg,
+        &sig,
+        true
+    ));
     let dir = tempfile::tempdir().unwrap();
     let kf = dir.path().join("k.der");
     std::fs::write(&kf, &k.imp.pkcs8_der).unwrap();
     let theirs = openssl(
         &[
-            "dgst", "-sha256", "-sign", kf.to_str().unwrap(), "-keyform", "DER",
-            "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32",
+            "dgst",
+            "-sha256",
+            "-sign",
+            kf.to_str().unwrap(),
+            "-keyform",
+            "DER",
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:32",
         ],
         msg,
     );
-    s.verify(&Mechanism::Sha256RsaPkcsPss(params), k.imp_pub, msg, &theirs).unwrap();
+    s.verify(
+        &Mechanism::Sha256RsaPkcsPss(params),
+        k.imp_pub,
+        msg,
+        &theirs,
+    )
+    .unwrap();
 }
 
 fn openssl_oaep(op: &str, key: &RsaKey, hash: &str, label: Option<&[u8]>, input: &[u8]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let kf = dir.path().join("k.der");
-    let mut args: Vec<String> = vec!["pkeyutl".into(), format!("-{op}"), "-keyform".into(), "DER".into(), "-inkey".into()];
+    let mut args: Vec<String> = vec![
+        "pkeyutl".into(),
+        format!("-{op}"),
+        "-keyform".into(),
+        "DER".into(),
+        "-inkey".into(),
+    ];
     if op == "encrypt" {
         std::fs::write(&kf, rsa_spki(&key.n, &key.e)).unwrap();
         args.push(kf.to_str().unwrap().into());
@@ -670,7 +904,11 @@ fn openssl_oaep(op: &str, key: &RsaKey, hash: &str, label: Option<&[u8]>, input:
         std::fs::write(&kf, &key.pkcs8_der).unwrap();
         args.push(kf.to_str().unwrap().into());
     }
-    for o in ["rsa_padding_mode:oaep".to_string(), format!("rsa_oaep_md:{hash}"), format!("rsa_mgf1_md:{hash}")] {
+    for o in [
+        "rsa_padding_mode:oaep".to_string(),
+        format!("rsa_oaep_md:{hash}"),
+        format!("rsa_mgf1_md:{hash}"),
+    ] {
         args.push("-pkeyopt".into());
         args.push(o);
     }
@@ -686,7 +924,12 @@ fn openssl_oaep(op: &str, key: &RsaKey, hash: &str, label: Option<&[u8]>, input:
 fn rsa_oaep_both_directions() {
     let k = keys();
     let s = session();
-    let cases: [(&str, Option<&[u8]>); 4] = [("sha1", None), ("sha1", Some(b"a label")), ("sha256", None), ("sha256", Some(b"label"))];
+    let cases: [(&str, Option<&[u8]>); 4] = [
+        ("sha1", None),
+        ("sha1", Some(b"a label")),
+        ("sha256", None),
+        ("sha256", Some(b"label")),
+    ];
     for (h, label) in cases {
         if is_reference() && (h != "sha1" || label.is_some()) {
             // SoftHSM 2.6 implements only OAEP with SHA-1 and an empty label.
@@ -701,9 +944,17 @@ fn rsa_oaep_both_directions() {
         let pt = b"OAEP plaintext";
         let ct = s.encrypt(&mech, k.imp_pub, pt).unwrap();
         assert_eq!(ct.len(), 256);
-        assert_eq!(openssl_oaep("decrypt", &k.imp, h, label, &ct), pt, "openssl decrypts {h} {label:?}");
+        assert_eq!(
+            openssl_oaep("decrypt", &k.imp, h, label, &ct),
+            pt,
+            "openssl decrypts {h} {label:?}"
+        );
         let theirs = openssl_oaep("encrypt", &k.imp, h, label, pt);
-        assert_eq!(s.decrypt(&mech, k.imp_priv, &theirs).unwrap(), pt, "module decrypts {h} {label:?}");
+        assert_eq!(
+            s.decrypt(&mech, k.imp_priv, &theirs).unwrap(),
+            pt,
+            "module decrypts {h} {label:?}"
+        );
         // OAEP is randomized.
         assert_ne!(s.encrypt(&mech, k.imp_pub, pt).unwrap(), ct);
         let mut bad = theirs.clone();
@@ -717,7 +968,17 @@ fn rsa_oaep_both_directions() {
     let dir = tempfile::tempdir().unwrap();
     let kf = dir.path().join("k.der");
     std::fs::write(&kf, &k.imp.pkcs8_der).unwrap();
-    let back = openssl(&["pkeyutl", "-decrypt", "-keyform", "DER", "-inkey", kf.to_str().unwrap()], &ct);
+    let back = openssl(
+        &[
+            "pkeyutl",
+            "-decrypt",
+            "-keyform",
+            "DER",
+            "-inkey",
+            kf.to_str().unwrap(),
+        ],
+        &ct,
+    );
     assert_eq!(back, pt);
 }
 
@@ -725,11 +986,18 @@ fn rsa_oaep_both_directions() {
 fn rsa_wrap_unwrap_oaep() {
     let k = keys();
     let s = session();
-    let mech = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, PkcsOaepSource::empty()));
+    let mech = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+        MechanismType::SHA1,
+        PkcsMgfType::MGF1_SHA1,
+        PkcsOaepSource::empty(),
+    ));
     let value = [0x33u8; 32];
     let aes = secret(&s, KeyType::AES, &value);
     let wrapped = s.wrap_key(&mech, k.imp_pub, aes).unwrap();
-    assert_eq!(openssl_oaep("decrypt", &k.imp, "sha1", None, &wrapped), value);
+    assert_eq!(
+        openssl_oaep("decrypt", &k.imp, "sha1", None, &wrapped),
+        value
+    );
     let fresh = [0x7eu8; 24];
     let theirs = openssl_oaep("encrypt", &k.imp, "sha1", None, &fresh);
     let un = s
@@ -752,10 +1020,16 @@ fn rsa_wrap_unwrap_oaep() {
         // SoftHSM 2.6 leaves CKA_VALUE_LEN at 0 on unwrapped keys.
         assert_eq!(attr_ulong(&s, un, CKA_VALUE_LEN), 24);
     }
-    assert!(!attr_bool(&s, un, CKA_LOCAL), "unwrapped keys are not CKA_LOCAL");
+    assert!(
+        !attr_bool(&s, un, CKA_LOCAL),
+        "unwrapped keys are not CKA_LOCAL"
+    );
     // The unwrapped key works.
     let ecb = s.encrypt(&Mechanism::AesEcb, un, &[0u8; 16]).unwrap();
-    let theirs = openssl(&["enc", "-aes-192-ecb", "-nopad", "-K", &hex_str(&fresh)], &[0u8; 16]);
+    let theirs = openssl(
+        &["enc", "-aes-192-ecb", "-nopad", "-K", &hex_str(&fresh)],
+        &[0u8; 16],
+    );
     assert_eq!(ecb, theirs);
 }
 
@@ -777,11 +1051,18 @@ fn ecdsa_signatures_all_curves() {
         for h in hashes {
             let sig = s.sign(&Mechanism::Ecdsa, *privk, &sha(h, msg)).unwrap();
             assert_eq!(sig.len(), 2 * n, "r||s, each padded to the field size");
-            assert!(ecdsa_verify(params, point, h, msg, &sig), "raw ECDSA {h} on {n}-byte curve");
-            s.verify(&Mechanism::Ecdsa, *pubk, &sha(h, msg), &sig).unwrap();
+            assert!(
+                ecdsa_verify(params, point, h, msg, &sig),
+                "raw ECDSA {h} on {n}-byte curve"
+            );
+            s.verify(&Mechanism::Ecdsa, *pubk, &sha(h, msg), &sig)
+                .unwrap();
             let mut bad = sig.clone();
             bad[n / 2] ^= 1;
-            assert_eq!(rv_err(s.verify(&Mechanism::Ecdsa, *pubk, &sha(h, msg), &bad)), RvError::SignatureInvalid);
+            assert_eq!(
+                rv_err(s.verify(&Mechanism::Ecdsa, *pubk, &sha(h, msg), &bad)),
+                RvError::SignatureInvalid
+            );
         }
         if is_reference() {
             continue; // SoftHSM 2.6 has no CKM_ECDSA_SHA*
@@ -801,14 +1082,20 @@ fn ecdsa_signatures_all_curves() {
             s.sign_update(&msg[..4]).unwrap();
             s.sign_update(&msg[4..]).unwrap();
             let sig = s.sign_final().unwrap();
-            assert!(ecdsa_verify(params, point, h, msg, &sig), "multi-part ECDSA-{h}");
+            assert!(
+                ecdsa_verify(params, point, h, msg, &sig),
+                "multi-part ECDSA-{h}"
+            );
         }
     }
 }
 
 #[test]
 fn ecdsa_verifies_aws_lc_signatures() {
-    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, ECDSA_P521_SHA512_FIXED_SIGNING};
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
+        ECDSA_P521_SHA512_FIXED_SIGNING,
+    };
     let s = session();
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let msg = b"signed by aws-lc-rs";
@@ -829,7 +1116,8 @@ fn ecdsa_verifies_aws_lc_signatures() {
             ])
             .unwrap();
         let sig = kp.sign(&rng, msg).unwrap();
-        s.verify(&Mechanism::Ecdsa, pubk, &sha(h, msg), sig.as_ref()).unwrap();
+        s.verify(&Mechanism::Ecdsa, pubk, &sha(h, msg), sig.as_ref())
+            .unwrap();
     }
 }
 
@@ -837,7 +1125,11 @@ fn ecdsa_verifies_aws_lc_signatures() {
 // Calling conventions, through the raw function list (§5.2 output buffers, §5.x errors).
 
 fn mech(t: CK_MECHANISM_TYPE) -> CK_MECHANISM {
-    CK_MECHANISM { mechanism: t, pParameter: std::ptr::null_mut(), ulParameterLen: 0 }
+    CK_MECHANISM {
+        mechanism: t,
+        pParameter: std::ptr::null_mut(),
+        ulParameterLen: 0,
+    }
 }
 
 #[test]
@@ -863,62 +1155,155 @@ fn output_buffer_rules_encrypt() {
     assert_eq!(call!(C_EncryptInit, h, &mut m, key), CKR_OK);
     assert_eq!(call!(C_EncryptInit, h, &mut m, key), CKR_OPERATION_ACTIVE);
     let mut len: CK_ULONG = 0;
-    assert_eq!(call!(C_Encrypt, h, pt.as_mut_ptr(), 20, std::ptr::null_mut(), &mut len), CKR_OK);
-    assert!(len >= 36, "size query gives at least the needed length, got {len}");
+    assert_eq!(
+        call!(
+            C_Encrypt,
+            h,
+            pt.as_mut_ptr(),
+            20,
+            std::ptr::null_mut(),
+            &mut len
+        ),
+        CKR_OK
+    );
+    assert!(
+        len >= 36,
+        "size query gives at least the needed length, got {len}"
+    );
     let mut out = vec![0u8; 64];
     let mut short: CK_ULONG = 10;
-    assert_eq!(call!(C_Encrypt, h, pt.as_mut_ptr(), 20, out.as_mut_ptr(), &mut short), CKR_BUFFER_TOO_SMALL);
-    assert!(short >= 36, "BUFFER_TOO_SMALL reports the length, got {short}");
+    assert_eq!(
+        call!(
+            C_Encrypt,
+            h,
+            pt.as_mut_ptr(),
+            20,
+            out.as_mut_ptr(),
+            &mut short
+        ),
+        CKR_BUFFER_TOO_SMALL
+    );
+    assert!(
+        short >= 36,
+        "BUFFER_TOO_SMALL reports the length, got {short}"
+    );
     let mut n: CK_ULONG = out.len() as CK_ULONG;
-    assert_eq!(call!(C_Encrypt, h, pt.as_mut_ptr(), 20, out.as_mut_ptr(), &mut n), CKR_OK, "op survived");
+    assert_eq!(
+        call!(C_Encrypt, h, pt.as_mut_ptr(), 20, out.as_mut_ptr(), &mut n),
+        CKR_OK,
+        "op survived"
+    );
     assert_eq!(n, 36);
     let ct = out[..36].to_vec();
-    assert_eq!(call!(C_Encrypt, h, pt.as_mut_ptr(), 20, out.as_mut_ptr(), &mut n), CKR_OPERATION_NOT_INITIALIZED, "op ended");
+    assert_eq!(
+        call!(C_Encrypt, h, pt.as_mut_ptr(), 20, out.as_mut_ptr(), &mut n),
+        CKR_OPERATION_NOT_INITIALIZED,
+        "op ended"
+    );
 
     // Decrypt with the same conventions, then an error ends the operation.
     let mut ctb = ct.clone();
     assert_eq!(call!(C_DecryptInit, h, &mut m, key), CKR_OK);
     let mut len: CK_ULONG = 0;
-    assert_eq!(call!(C_Decrypt, h, ctb.as_mut_ptr(), 36, std::ptr::null_mut(), &mut len), CKR_OK);
+    assert_eq!(
+        call!(
+            C_Decrypt,
+            h,
+            ctb.as_mut_ptr(),
+            36,
+            std::ptr::null_mut(),
+            &mut len
+        ),
+        CKR_OK
+    );
     assert!(len >= 20);
     let mut n: CK_ULONG = 64;
-    assert_eq!(call!(C_Decrypt, h, ctb.as_mut_ptr(), 36, out.as_mut_ptr(), &mut n), CKR_OK);
+    assert_eq!(
+        call!(C_Decrypt, h, ctb.as_mut_ptr(), 36, out.as_mut_ptr(), &mut n),
+        CKR_OK
+    );
     assert_eq!((n, &out[..20]), (20, &pt[..]));
     ctb[30] ^= 1;
     assert_eq!(call!(C_DecryptInit, h, &mut m, key), CKR_OK);
     let mut n: CK_ULONG = 64;
     let r = call!(C_Decrypt, h, ctb.as_mut_ptr(), 36, out.as_mut_ptr(), &mut n);
-    assert!(r == CKR_ENCRYPTED_DATA_INVALID || (is_reference() && r == CKR_GENERAL_ERROR), "{}", rv_name(r));
+    assert!(
+        r == CKR_ENCRYPTED_DATA_INVALID || (is_reference() && r == CKR_GENERAL_ERROR),
+        "{}",
+        rv_name(r)
+    );
     let mut n: CK_ULONG = 64;
-    assert_eq!(call!(C_Decrypt, h, ctb.as_mut_ptr(), 36, out.as_mut_ptr(), &mut n), CKR_OPERATION_NOT_INITIALIZED);
+    assert_eq!(
+        call!(C_Decrypt, h, ctb.as_mut_ptr(), 36, out.as_mut_ptr(), &mut n),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
 
     // ECB on a partial block: CKR_DATA_LEN_RANGE ends the operation.
     let mut ecb = mech(CKM_AES_ECB);
     assert_eq!(call!(C_EncryptInit, h, &mut ecb, key), CKR_OK);
     let mut n: CK_ULONG = 64;
-    assert_eq!(call!(C_Encrypt, h, pt.as_mut_ptr(), 20, out.as_mut_ptr(), &mut n), CKR_DATA_LEN_RANGE);
+    assert_eq!(
+        call!(C_Encrypt, h, pt.as_mut_ptr(), 20, out.as_mut_ptr(), &mut n),
+        CKR_DATA_LEN_RANGE
+    );
     let mut n: CK_ULONG = 64;
-    assert_eq!(call!(C_Encrypt, h, pt.as_mut_ptr(), 16, out.as_mut_ptr(), &mut n), CKR_OPERATION_NOT_INITIALIZED);
+    assert_eq!(
+        call!(C_Encrypt, h, pt.as_mut_ptr(), 16, out.as_mut_ptr(), &mut n),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
 
     // Multi-part CBC: update and final follow the same size rules.
     let mut iv16 = [0u8; 16];
-    let mut cbc = CK_MECHANISM { mechanism: CKM_AES_CBC_PAD, pParameter: iv16.as_mut_ptr().cast(), ulParameterLen: 16 };
+    let mut cbc = CK_MECHANISM {
+        mechanism: CKM_AES_CBC_PAD,
+        pParameter: iv16.as_mut_ptr().cast(),
+        ulParameterLen: 16,
+    };
     assert_eq!(call!(C_EncryptInit, h, &mut cbc, key), CKR_OK);
     let mut len: CK_ULONG = 0;
-    assert_eq!(call!(C_EncryptUpdate, h, pt.as_mut_ptr(), 20, std::ptr::null_mut(), &mut len), CKR_OK);
+    assert_eq!(
+        call!(
+            C_EncryptUpdate,
+            h,
+            pt.as_mut_ptr(),
+            20,
+            std::ptr::null_mut(),
+            &mut len
+        ),
+        CKR_OK
+    );
     assert!(len >= 16);
     let mut n: CK_ULONG = 64;
-    assert_eq!(call!(C_EncryptUpdate, h, pt.as_mut_ptr(), 20, out.as_mut_ptr(), &mut n), CKR_OK);
+    assert_eq!(
+        call!(
+            C_EncryptUpdate,
+            h,
+            pt.as_mut_ptr(),
+            20,
+            out.as_mut_ptr(),
+            &mut n
+        ),
+        CKR_OK
+    );
     assert_eq!(n, 16);
     let mut len: CK_ULONG = 0;
-    assert_eq!(call!(C_EncryptFinal, h, std::ptr::null_mut(), &mut len), CKR_OK);
+    assert_eq!(
+        call!(C_EncryptFinal, h, std::ptr::null_mut(), &mut len),
+        CKR_OK
+    );
     assert!(len >= 16);
     let mut short: CK_ULONG = 3;
-    assert_eq!(call!(C_EncryptFinal, h, out.as_mut_ptr(), &mut short), CKR_BUFFER_TOO_SMALL);
+    assert_eq!(
+        call!(C_EncryptFinal, h, out.as_mut_ptr(), &mut short),
+        CKR_BUFFER_TOO_SMALL
+    );
     let mut n: CK_ULONG = 64;
     assert_eq!(call!(C_EncryptFinal, h, out.as_mut_ptr(), &mut n), CKR_OK);
     assert_eq!(n, 16);
-    assert_eq!(call!(C_EncryptFinal, h, out.as_mut_ptr(), &mut n), CKR_OPERATION_NOT_INITIALIZED);
+    assert_eq!(
+        call!(C_EncryptFinal, h, out.as_mut_ptr(), &mut n),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
 }
 
 #[test]
@@ -931,57 +1316,160 @@ fn output_buffer_rules_sign_and_digest() {
     let mut data = *b"data";
     assert_eq!(call!(C_SignInit, h, &mut m, key), CKR_OK);
     let mut len: CK_ULONG = 0;
-    assert_eq!(call!(C_Sign, h, data.as_mut_ptr(), 4, std::ptr::null_mut(), &mut len), CKR_OK);
+    assert_eq!(
+        call!(
+            C_Sign,
+            h,
+            data.as_mut_ptr(),
+            4,
+            std::ptr::null_mut(),
+            &mut len
+        ),
+        CKR_OK
+    );
     assert_eq!(len, 32);
     let mut out = [0u8; 64];
     let mut short: CK_ULONG = 31;
-    assert_eq!(call!(C_Sign, h, data.as_mut_ptr(), 4, out.as_mut_ptr(), &mut short), CKR_BUFFER_TOO_SMALL);
+    assert_eq!(
+        call!(
+            C_Sign,
+            h,
+            data.as_mut_ptr(),
+            4,
+            out.as_mut_ptr(),
+            &mut short
+        ),
+        CKR_BUFFER_TOO_SMALL
+    );
     assert_eq!(short, 32);
     let mut n: CK_ULONG = 64;
-    assert_eq!(call!(C_Sign, h, data.as_mut_ptr(), 4, out.as_mut_ptr(), &mut n), CKR_OK);
+    assert_eq!(
+        call!(C_Sign, h, data.as_mut_ptr(), 4, out.as_mut_ptr(), &mut n),
+        CKR_OK
+    );
     assert_eq!(n, 32);
-    let want = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &[7u8; 32]), b"data");
+    let want = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &[7u8; 32]),
+        b"data",
+    );
     assert_eq!(&out[..32], want.as_ref());
-    assert_eq!(call!(C_Sign, h, data.as_mut_ptr(), 4, out.as_mut_ptr(), &mut n), CKR_OPERATION_NOT_INITIALIZED);
+    assert_eq!(
+        call!(C_Sign, h, data.as_mut_ptr(), 4, out.as_mut_ptr(), &mut n),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
 
     // RSA sign: size query gives the modulus length.
     let mut m = mech(CKM_SHA256_RSA_PKCS);
     assert_eq!(call!(C_SignInit, h, &mut m, k.rsa_priv.handle()), CKR_OK);
     let mut len: CK_ULONG = 0;
-    assert_eq!(call!(C_Sign, h, data.as_mut_ptr(), 4, std::ptr::null_mut(), &mut len), CKR_OK);
+    assert_eq!(
+        call!(
+            C_Sign,
+            h,
+            data.as_mut_ptr(),
+            4,
+            std::ptr::null_mut(),
+            &mut len
+        ),
+        CKR_OK
+    );
     assert_eq!(len, 256);
     let mut sig = vec![0u8; 256];
     let mut short: CK_ULONG = 255;
-    assert_eq!(call!(C_Sign, h, data.as_mut_ptr(), 4, sig.as_mut_ptr(), &mut short), CKR_BUFFER_TOO_SMALL);
+    assert_eq!(
+        call!(
+            C_Sign,
+            h,
+            data.as_mut_ptr(),
+            4,
+            sig.as_mut_ptr(),
+            &mut short
+        ),
+        CKR_BUFFER_TOO_SMALL
+    );
     assert_eq!(short, 256);
     let mut n: CK_ULONG = 256;
-    assert_eq!(call!(C_Sign, h, data.as_mut_ptr(), 4, sig.as_mut_ptr(), &mut n), CKR_OK);
-    assert!(openssl_rsa_verify(&k.rsa_spki, "sha256", b"data", &sig, false));
+    assert_eq!(
+        call!(C_Sign, h, data.as_mut_ptr(), 4, sig.as_mut_ptr(), &mut n),
+        CKR_OK
+    );
+    assert!(openssl_rsa_verify(
+        &k.rsa_spki,
+        "sha256",
+        b"data",
+        &sig,
+        false
+    ));
 
     // Digest: single and multi-part final.
     let mut m = mech(CKM_SHA384);
     assert_eq!(call!(C_DigestInit, h, &mut m), CKR_OK);
     assert_eq!(call!(C_DigestInit, h, &mut m), CKR_OPERATION_ACTIVE);
     let mut len: CK_ULONG = 0;
-    assert_eq!(call!(C_Digest, h, data.as_mut_ptr(), 4, std::ptr::null_mut(), &mut len), CKR_OK);
+    assert_eq!(
+        call!(
+            C_Digest,
+            h,
+            data.as_mut_ptr(),
+            4,
+            std::ptr::null_mut(),
+            &mut len
+        ),
+        CKR_OK
+    );
     assert_eq!(len, 48);
     let mut short: CK_ULONG = 47;
-    assert_eq!(call!(C_Digest, h, data.as_mut_ptr(), 4, out.as_mut_ptr(), &mut short), CKR_BUFFER_TOO_SMALL);
+    assert_eq!(
+        call!(
+            C_Digest,
+            h,
+            data.as_mut_ptr(),
+            4,
+            out.as_mut_ptr(),
+            &mut short
+        ),
+        CKR_BUFFER_TOO_SMALL
+    );
     assert_eq!(short, 48);
     let mut n: CK_ULONG = 64;
-    assert_eq!(call!(C_Digest, h, data.as_mut_ptr(), 4, out.as_mut_ptr(), &mut n), CKR_OK);
+    assert_eq!(
+        call!(C_Digest, h, data.as_mut_ptr(), 4, out.as_mut_ptr(), &mut n),
+        CKR_OK
+    );
     assert_eq!(&out[..48], &sha("sha384", b"data")[..]);
     assert_eq!(call!(C_DigestInit, h, &mut m), CKR_OK);
     assert_eq!(call!(C_DigestUpdate, h, data.as_mut_ptr(), 4), CKR_OK);
     let mut short: CK_ULONG = 1;
-    assert_eq!(call!(C_DigestFinal, h, out.as_mut_ptr(), &mut short), CKR_BUFFER_TOO_SMALL);
+    assert_eq!(
+        call!(C_DigestFinal, h, out.as_mut_ptr(), &mut short),
+        CKR_BUFFER_TOO_SMALL
+    );
     let mut n: CK_ULONG = 64;
     assert_eq!(call!(C_DigestFinal, h, out.as_mut_ptr(), &mut n), CKR_OK);
     assert_eq!(&out[..48], &sha("sha384", b"data")[..]);
-    assert_eq!(call!(C_DigestUpdate, h, data.as_mut_ptr(), 4), CKR_OPERATION_NOT_INITIALIZED);
-    assert_eq!(call!(C_SignUpdate, h, data.as_mut_ptr(), 4), CKR_OPERATION_NOT_INITIALIZED);
-    assert_eq!(call!(C_VerifyFinal, h, out.as_mut_ptr(), 32), CKR_OPERATION_NOT_INITIALIZED);
-    assert_eq!(call!(C_DecryptUpdate, h, out.as_mut_ptr(), 16, out.as_mut_ptr(), &mut n), CKR_OPERATION_NOT_INITIALIZED);
+    assert_eq!(
+        call!(C_DigestUpdate, h, data.as_mut_ptr(), 4),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+    assert_eq!(
+        call!(C_SignUpdate, h, data.as_mut_ptr(), 4),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+    assert_eq!(
+        call!(C_VerifyFinal, h, out.as_mut_ptr(), 32),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+    assert_eq!(
+        call!(
+            C_DecryptUpdate,
+            h,
+            out.as_mut_ptr(),
+            16,
+            out.as_mut_ptr(),
+            &mut n
+        ),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
 }
 
 #[test]
@@ -993,31 +1481,53 @@ fn wrong_mechanism_key_and_arguments() {
     let hmac_key = secret(&s, KeyType::GENERIC_SECRET, &[6u8; 32]).handle();
 
     let mut bogus = mech(CKM_VENDOR_DEFINED | 0x0bad_0001);
-    assert_eq!(call!(C_EncryptInit, h, &mut bogus, aes), CKR_MECHANISM_INVALID);
+    assert_eq!(
+        call!(C_EncryptInit, h, &mut bogus, aes),
+        CKR_MECHANISM_INVALID
+    );
     assert_eq!(call!(C_SignInit, h, &mut bogus, aes), CKR_MECHANISM_INVALID);
     assert_eq!(call!(C_DigestInit, h, &mut bogus), CKR_MECHANISM_INVALID);
     // A real mechanism used for the wrong function.
     let mut sha = mech(CKM_SHA256);
-    assert_eq!(call!(C_EncryptInit, h, &mut sha, aes), CKR_MECHANISM_INVALID);
+    assert_eq!(
+        call!(C_EncryptInit, h, &mut sha, aes),
+        CKR_MECHANISM_INVALID
+    );
     let mut ecb = mech(CKM_AES_ECB);
     assert_eq!(call!(C_SignInit, h, &mut ecb, aes), CKR_MECHANISM_INVALID);
 
     // Wrong key type for the mechanism.
-    assert_eq!(call!(C_EncryptInit, h, &mut ecb, hmac_key), CKR_KEY_TYPE_INCONSISTENT);
+    assert_eq!(
+        call!(C_EncryptInit, h, &mut ecb, hmac_key),
+        CKR_KEY_TYPE_INCONSISTENT
+    );
     let mut ecdsa = mech(CKM_ECDSA);
     let mut rsa = mech(CKM_SHA256_RSA_PKCS);
     let mut hmac = mech(CKM_SHA256_HMAC);
     if !is_reference() {
         // SoftHSM 2.6 starts asymmetric sign operations on keys of the wrong type
         // (§5.11 C_SignInit: CKR_KEY_TYPE_INCONSISTENT).
-        assert_eq!(call!(C_SignInit, h, &mut ecdsa, k.rsa_priv.handle()), CKR_KEY_TYPE_INCONSISTENT);
-        assert_eq!(call!(C_SignInit, h, &mut rsa, k.ec[0].2.handle()), CKR_KEY_TYPE_INCONSISTENT);
-        assert_eq!(call!(C_SignInit, h, &mut hmac, k.rsa_priv.handle()), CKR_KEY_TYPE_INCONSISTENT);
+        assert_eq!(
+            call!(C_SignInit, h, &mut ecdsa, k.rsa_priv.handle()),
+            CKR_KEY_TYPE_INCONSISTENT
+        );
+        assert_eq!(
+            call!(C_SignInit, h, &mut rsa, k.ec[0].2.handle()),
+            CKR_KEY_TYPE_INCONSISTENT
+        );
+        assert_eq!(
+            call!(C_SignInit, h, &mut hmac, k.rsa_priv.handle()),
+            CKR_KEY_TYPE_INCONSISTENT
+        );
     }
     // Missing parameters for a mechanism that needs them.
     let mut cbc = mech(CKM_AES_CBC);
     let r = call!(C_EncryptInit, h, &mut cbc, aes);
-    assert!(r == CKR_MECHANISM_PARAM_INVALID || r == CKR_ARGUMENTS_BAD, "{}", rv_name(r));
+    assert!(
+        r == CKR_MECHANISM_PARAM_INVALID || r == CKR_ARGUMENTS_BAD,
+        "{}",
+        rv_name(r)
+    );
     // Key usage not permitted.
     let enc_only = s
         .create_object(&[
@@ -1029,32 +1539,95 @@ fn wrong_mechanism_key_and_arguments() {
             Attribute::Value(vec![8u8; 16]),
         ])
         .unwrap();
-    assert_eq!(call!(C_DecryptInit, h, &mut ecb, enc_only.handle()), CKR_KEY_FUNCTION_NOT_PERMITTED);
+    assert_eq!(
+        call!(C_DecryptInit, h, &mut ecb, enc_only.handle()),
+        CKR_KEY_FUNCTION_NOT_PERMITTED
+    );
     // §5.8 C_EncryptInit: CKR_KEY_HANDLE_INVALID (SoftHSM says CKR_OBJECT_HANDLE_INVALID).
     let r = call!(C_EncryptInit, h, &mut ecb, 0x7fff_fff0);
-    assert!(r == CKR_KEY_HANDLE_INVALID || (is_reference() && r == CKR_OBJECT_HANDLE_INVALID), "{}", rv_name(r));
-    assert_eq!(call!(C_EncryptInit, 0x7fff_fff0, &mut ecb, aes), CKR_SESSION_HANDLE_INVALID);
+    assert!(
+        r == CKR_KEY_HANDLE_INVALID || (is_reference() && r == CKR_OBJECT_HANDLE_INVALID),
+        "{}",
+        rv_name(r)
+    );
+    assert_eq!(
+        call!(C_EncryptInit, 0x7fff_fff0, &mut ecb, aes),
+        CKR_SESSION_HANDLE_INVALID
+    );
 
     // NULL pointers.
-    assert_eq!(call!(C_EncryptInit, h, std::ptr::null_mut(), aes), CKR_ARGUMENTS_BAD);
-    assert_eq!(call!(C_SignInit, h, std::ptr::null_mut(), hmac_key), CKR_ARGUMENTS_BAD);
-    assert_eq!(call!(C_DigestInit, h, std::ptr::null_mut()), CKR_ARGUMENTS_BAD);
+    assert_eq!(
+        call!(C_EncryptInit, h, std::ptr::null_mut(), aes),
+        CKR_ARGUMENTS_BAD
+    );
+    assert_eq!(
+        call!(C_SignInit, h, std::ptr::null_mut(), hmac_key),
+        CKR_ARGUMENTS_BAD
+    );
+    assert_eq!(
+        call!(C_DigestInit, h, std::ptr::null_mut()),
+        CKR_ARGUMENTS_BAD
+    );
     let mut out = [0u8; 32];
     let mut n: CK_ULONG = 32;
     assert_eq!(call!(C_EncryptInit, h, &mut ecb, aes), CKR_OK);
-    assert_eq!(call!(C_Encrypt, h, std::ptr::null_mut(), 16, out.as_mut_ptr(), &mut n), CKR_ARGUMENTS_BAD);
+    assert_eq!(
+        call!(
+            C_Encrypt,
+            h,
+            std::ptr::null_mut(),
+            16,
+            out.as_mut_ptr(),
+            &mut n
+        ),
+        CKR_ARGUMENTS_BAD
+    );
     let mut data = [0u8; 16];
-    let r = call!(C_Encrypt, h, data.as_mut_ptr(), 16, out.as_mut_ptr(), std::ptr::null_mut());
-    assert!(r == CKR_ARGUMENTS_BAD || r == CKR_OPERATION_NOT_INITIALIZED, "{}", rv_name(r));
+    let r = call!(
+        C_Encrypt,
+        h,
+        data.as_mut_ptr(),
+        16,
+        out.as_mut_ptr(),
+        std::ptr::null_mut()
+    );
+    assert!(
+        r == CKR_ARGUMENTS_BAD || r == CKR_OPERATION_NOT_INITIALIZED,
+        "{}",
+        rv_name(r)
+    );
     // A fresh session: the encrypt operation above may still be active, and a module may
     // refuse to run two kinds of operation at once (CKR_OPERATION_ACTIVE).
     let s2 = session();
     let h = s2.handle();
     assert_eq!(call!(C_SignInit, h, &mut hmac, hmac_key), CKR_OK);
-    assert_eq!(call!(C_Sign, h, data.as_mut_ptr(), 16, out.as_mut_ptr(), std::ptr::null_mut()), CKR_ARGUMENTS_BAD);
+    assert_eq!(
+        call!(
+            C_Sign,
+            h,
+            data.as_mut_ptr(),
+            16,
+            out.as_mut_ptr(),
+            std::ptr::null_mut()
+        ),
+        CKR_ARGUMENTS_BAD
+    );
     let s3 = session();
     let h = s3.handle();
-    assert_eq!(call!(C_GenerateKey, h, std::ptr::null_mut(), std::ptr::null_mut(), 0, &mut n), CKR_ARGUMENTS_BAD);
+    assert_eq!(
+        call!(
+            C_GenerateKey,
+            h,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+            &mut n
+        ),
+        CKR_ARGUMENTS_BAD
+    );
     let mut gen = mech(CKM_AES_KEY_GEN);
-    assert_eq!(call!(C_GenerateKey, h, &mut gen, std::ptr::null_mut(), 1, &mut n), CKR_ARGUMENTS_BAD);
+    assert_eq!(
+        call!(C_GenerateKey, h, &mut gen, std::ptr::null_mut(), 1, &mut n),
+        CKR_ARGUMENTS_BAD
+    );
 }

@@ -22,8 +22,14 @@ fn isolated(name: &str, body: impl FnOnce()) {
     let out = run_child(name, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child {name} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    assert!(stdout.contains("1 passed"), "child {name} ran no test\n{stdout}");
+    assert!(
+        out.status.success(),
+        "child {name} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "child {name} ran no test\n{stdout}"
+    );
     print!("{stdout}");
 }
 
@@ -81,7 +87,10 @@ extern "C" fn unlock_mutex(_: *mut std::ffi::c_void) -> CK_RV {
 fn raw_init_token(label: &str) -> CK_SLOT_ID {
     let mut n: CK_ULONG = 16;
     let mut slots = [0 as CK_SLOT_ID; 16];
-    assert_eq!(call!(C_GetSlotList, CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
+    assert_eq!(
+        call!(C_GetSlotList, CK_TRUE, slots.as_mut_ptr(), &mut n),
+        CKR_OK
+    );
     let mut target = None;
     for s in &slots[..n as usize] {
         let mut info = CK_TOKEN_INFO::default();
@@ -94,10 +103,22 @@ fn raw_init_token(label: &str) -> CK_SLOT_ID {
     let slot = target.expect("an uninitialized token");
     let mut lbl = padded32(label);
     let mut so = SO_PIN.as_bytes().to_vec();
-    assert_eq!(call!(C_InitToken, slot, so.as_mut_ptr(), so.len() as CK_ULONG, lbl.as_mut_ptr()), CKR_OK);
+    assert_eq!(
+        call!(
+            C_InitToken,
+            slot,
+            so.as_mut_ptr(),
+            so.len() as CK_ULONG,
+            lbl.as_mut_ptr()
+        ),
+        CKR_OK
+    );
     // SoftHSM renumbers slots after C_InitToken: look the token up by label.
     let mut n: CK_ULONG = 16;
-    assert_eq!(call!(C_GetSlotList, CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
+    assert_eq!(
+        call!(C_GetSlotList, CK_TRUE, slots.as_mut_ptr(), &mut n),
+        CKR_OK
+    );
     for s in &slots[..n as usize] {
         let mut info = CK_TOKEN_INFO::default();
         assert_eq!(call!(C_GetTokenInfo, *s, &mut info), CKR_OK);
@@ -110,7 +131,14 @@ fn raw_init_token(label: &str) -> CK_SLOT_ID {
 
 fn open_session(slot: CK_SLOT_ID) -> CK_SESSION_HANDLE {
     let mut h: CK_SESSION_HANDLE = 0;
-    let rv = call!(C_OpenSession, slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, std::ptr::null_mut(), None, &mut h);
+    let rv = call!(
+        C_OpenSession,
+        slot,
+        CKF_SERIAL_SESSION | CKF_RW_SESSION,
+        std::ptr::null_mut(),
+        None,
+        &mut h
+    );
     assert_eq!(rv, CKR_OK);
     h
 }
@@ -127,14 +155,27 @@ fn calls_before_initialize() {
         let mut info = CK_INFO::default();
         assert_eq!(call!(C_GetInfo, &mut info), CKR_CRYPTOKI_NOT_INITIALIZED);
         let mut n: CK_ULONG = 0;
-        assert_eq!(call!(C_GetSlotList, CK_FALSE, std::ptr::null_mut(), &mut n), CKR_CRYPTOKI_NOT_INITIALIZED);
+        assert_eq!(
+            call!(C_GetSlotList, CK_FALSE, std::ptr::null_mut(), &mut n),
+            CKR_CRYPTOKI_NOT_INITIALIZED
+        );
         let mut si = CK_SESSION_INFO::default();
-        assert_eq!(call!(C_GetSessionInfo, 1, &mut si), CKR_CRYPTOKI_NOT_INITIALIZED);
-        assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_CRYPTOKI_NOT_INITIALIZED);
+        assert_eq!(
+            call!(C_GetSessionInfo, 1, &mut si),
+            CKR_CRYPTOKI_NOT_INITIALIZED
+        );
+        assert_eq!(
+            call!(C_Finalize, std::ptr::null_mut()),
+            CKR_CRYPTOKI_NOT_INITIALIZED
+        );
         assert_eq!(init_null(), CKR_OK);
         assert_eq!(call!(C_GetInfo, &mut info), CKR_OK);
         assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
-        assert_eq!(call!(C_GetInfo, &mut info), CKR_CRYPTOKI_NOT_INITIALIZED, "after C_Finalize");
+        assert_eq!(
+            call!(C_GetInfo, &mut info),
+            CKR_CRYPTOKI_NOT_INITIALIZED,
+            "after C_Finalize"
+        );
     });
 }
 
@@ -153,7 +194,11 @@ fn initialize_argument_forms() {
         assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
 
         let mut a = no_callbacks(0);
-        assert_eq!(init_args(&mut a), CKR_OK, "no flags, no callbacks: single-threaded app");
+        assert_eq!(
+            init_args(&mut a),
+            CKR_OK,
+            "no flags, no callbacks: single-threaded app"
+        );
         assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
 
         // Some but not all callbacks: CKR_ARGUMENTS_BAD (§5.4).
@@ -163,7 +208,11 @@ fn initialize_argument_forms() {
 
         let mut f = [0u8; 4];
         assert_eq!(init_null(), CKR_OK);
-        assert_eq!(call!(C_Finalize, f.as_mut_ptr().cast()), CKR_ARGUMENTS_BAD, "C_Finalize pReserved must be NULL");
+        assert_eq!(
+            call!(C_Finalize, f.as_mut_ptr().cast()),
+            CKR_ARGUMENTS_BAD,
+            "C_Finalize pReserved must be NULL"
+        );
         assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
     });
 }
@@ -209,7 +258,11 @@ fn sixteen_threads_race_initialize() {
             .collect();
         let rvs: Vec<CK_RV> = threads.into_iter().map(|t| t.join().unwrap()).collect();
         assert_eq!(rvs.iter().filter(|r| **r == CKR_OK).count(), 1, "{rvs:?}");
-        assert!(rvs.iter().all(|r| *r == CKR_OK || *r == CKR_CRYPTOKI_ALREADY_INITIALIZED), "{rvs:?}");
+        assert!(
+            rvs.iter()
+                .all(|r| *r == CKR_OK || *r == CKR_CRYPTOKI_ALREADY_INITIALIZED),
+            "{rvs:?}"
+        );
         let mut info = CK_INFO::default();
         assert_eq!(call!(C_GetInfo, &mut info), CKR_OK);
         assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
@@ -226,7 +279,11 @@ fn finalize_then_initialize() {
         assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
         assert_eq!(init_null(), CKR_OK, "C_Initialize after C_Finalize");
         let mut si = CK_SESSION_INFO::default();
-        assert_eq!(call!(C_GetSessionInfo, h, &mut si), CKR_SESSION_HANDLE_INVALID, "sessions end with C_Finalize");
+        assert_eq!(
+            call!(C_GetSessionInfo, h, &mut si),
+            CKR_SESSION_HANDLE_INVALID,
+            "sessions end with C_Finalize"
+        );
         let slot = raw_init_token_lookup("t");
         let h2 = open_session(slot);
         assert_eq!(call!(C_GetSessionInfo, h2, &mut si), CKR_OK);
@@ -238,7 +295,10 @@ fn finalize_then_initialize() {
 fn raw_init_token_lookup(label: &str) -> CK_SLOT_ID {
     let mut n: CK_ULONG = 16;
     let mut slots = [0 as CK_SLOT_ID; 16];
-    assert_eq!(call!(C_GetSlotList, CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
+    assert_eq!(
+        call!(C_GetSlotList, CK_TRUE, slots.as_mut_ptr(), &mut n),
+        CKR_OK
+    );
     for s in &slots[..n as usize] {
         let mut info = CK_TOKEN_INFO::default();
         assert_eq!(call!(C_GetTokenInfo, *s, &mut info), CKR_OK);
@@ -258,7 +318,10 @@ fn token_objects_persist_across_reinitialize() {
         let h = open_session(slot);
         assert_eq!(login(h, CKU_SO, SO_PIN), CKR_OK);
         let mut up = USER_PIN.as_bytes().to_vec();
-        assert_eq!(call!(C_InitPIN, h, up.as_mut_ptr(), up.len() as CK_ULONG), CKR_OK);
+        assert_eq!(
+            call!(C_InitPIN, h, up.as_mut_ptr(), up.len() as CK_ULONG),
+            CKR_OK
+        );
         assert_eq!(call!(C_Logout, h), CKR_OK);
         assert_eq!(login(h, CKU_USER, USER_PIN), CKR_OK);
         let pub_h = create_data(h, b"public-obj", false);
@@ -269,11 +332,18 @@ fn token_objects_persist_across_reinitialize() {
         assert_eq!(init_null(), CKR_OK);
         let slot = raw_init_token_lookup("persist");
         let h = open_session(slot);
-        assert_eq!(find_labels(h), vec![b"public-obj".to_vec()], "only public objects before login");
+        assert_eq!(
+            find_labels(h),
+            vec![b"public-obj".to_vec()],
+            "only public objects before login"
+        );
         assert_eq!(login(h, CKU_USER, USER_PIN), CKR_OK);
         let mut labels = find_labels(h);
         labels.sort();
-        assert_eq!(labels, vec![b"private-obj".to_vec(), b"public-obj".to_vec()]);
+        assert_eq!(
+            labels,
+            vec![b"private-obj".to_vec(), b"public-obj".to_vec()]
+        );
         assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
     });
 }
@@ -283,24 +353,60 @@ fn create_data(h: CK_SESSION_HANDLE, label: &[u8], private: bool) -> CK_OBJECT_H
     let mut l = label.to_vec();
     let mut v = b"persisted value".to_vec();
     let mut tmpl = [
-        CK_ATTRIBUTE { type_: CKA_CLASS, pValue: (&mut class as *mut CK_ULONG).cast(), ulValueLen: 8 },
-        CK_ATTRIBUTE { type_: CKA_TOKEN, pValue: (&mut t as *mut CK_BBOOL).cast(), ulValueLen: 1 },
-        CK_ATTRIBUTE { type_: CKA_PRIVATE, pValue: (&mut p as *mut CK_BBOOL).cast(), ulValueLen: 1 },
-        CK_ATTRIBUTE { type_: CKA_LABEL, pValue: l.as_mut_ptr().cast(), ulValueLen: l.len() as CK_ULONG },
-        CK_ATTRIBUTE { type_: CKA_VALUE, pValue: v.as_mut_ptr().cast(), ulValueLen: v.len() as CK_ULONG },
+        CK_ATTRIBUTE {
+            type_: CKA_CLASS,
+            pValue: (&mut class as *mut CK_ULONG).cast(),
+            ulValueLen: 8,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_TOKEN,
+            pValue: (&mut t as *mut CK_BBOOL).cast(),
+            ulValueLen: 1,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_PRIVATE,
+            pValue: (&mut p as *mut CK_BBOOL).cast(),
+            ulValueLen: 1,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_LABEL,
+            pValue: l.as_mut_ptr().cast(),
+            ulValueLen: l.len() as CK_ULONG,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_VALUE,
+            pValue: v.as_mut_ptr().cast(),
+            ulValueLen: v.len() as CK_ULONG,
+        },
     ];
     let mut o: CK_OBJECT_HANDLE = 0;
-    assert_eq!(call!(C_CreateObject, h, tmpl.as_mut_ptr(), tmpl.len() as CK_ULONG, &mut o), CKR_OK);
+    assert_eq!(
+        call!(
+            C_CreateObject,
+            h,
+            tmpl.as_mut_ptr(),
+            tmpl.len() as CK_ULONG,
+            &mut o
+        ),
+        CKR_OK
+    );
     o
 }
 
 fn find_labels(h: CK_SESSION_HANDLE) -> Vec<Vec<u8>> {
     let mut class = CKO_DATA;
-    let mut tmpl = [CK_ATTRIBUTE { type_: CKA_CLASS, pValue: (&mut class as *mut CK_ULONG).cast(), ulValueLen: 8 }];
+    let mut tmpl = [CK_ATTRIBUTE {
+        type_: CKA_CLASS,
+        pValue: (&mut class as *mut CK_ULONG).cast(),
+        ulValueLen: 8,
+    }];
     assert_eq!(call!(C_FindObjectsInit, h, tmpl.as_mut_ptr(), 1), CKR_OK);
     let mut objs = [0 as CK_OBJECT_HANDLE; 16];
     let mut n: CK_ULONG = 0;
-    assert_eq!(call!(C_FindObjects, h, objs.as_mut_ptr(), 16, &mut n), CKR_OK);
+    assert_eq!(
+        call!(C_FindObjects, h, objs.as_mut_ptr(), 16, &mut n),
+        CKR_OK
+    );
     assert_eq!(call!(C_FindObjectsFinal, h), CKR_OK);
     objs[..n as usize]
         .iter()
@@ -329,7 +435,10 @@ fn fork_child_reinitializes() {
             let code = (|| {
                 let mut si = CK_SESSION_INFO::default();
                 let rv = call!(C_GetSessionInfo, h, &mut si);
-                if rv != CKR_CRYPTOKI_NOT_INITIALIZED && rv != CKR_SESSION_HANDLE_INVALID && rv != CKR_OK {
+                if rv != CKR_CRYPTOKI_NOT_INITIALIZED
+                    && rv != CKR_SESSION_HANDLE_INVALID
+                    && rv != CKR_OK
+                {
                     return 10;
                 }
                 let rv = init_null();
@@ -353,9 +462,17 @@ fn fork_child_reinitializes() {
         let mut status = 0;
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
         assert!(libc::WIFEXITED(status), "child crashed: status {status}");
-        assert_eq!(libc::WEXITSTATUS(status), 0, "child step failed (10: pre-init, 11: init, 12: stale handle, 13: open, 14: finalize)");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "child step failed (10: pre-init, 11: init, 12: stale handle, 13: open, 14: finalize)"
+        );
         let mut si = CK_SESSION_INFO::default();
-        assert_eq!(call!(C_GetSessionInfo, h, &mut si), CKR_OK, "parent session survives the child");
+        assert_eq!(
+            call!(C_GetSessionInfo, h, &mut si),
+            CKR_OK,
+            "parent session survives the child"
+        );
         assert_eq!(si.slotID, slot);
         let mut r = [0u8; 8];
         assert_eq!(call!(C_GenerateRandom, h, r.as_mut_ptr(), 8), CKR_OK);
@@ -369,7 +486,14 @@ fn slot_by_label_raw(label: &str) -> CK_SLOT_ID {
 
 fn open_session_rv(slot: CK_SLOT_ID) -> Option<CK_SESSION_HANDLE> {
     let mut h: CK_SESSION_HANDLE = 0;
-    let rv = call!(C_OpenSession, slot, CKF_SERIAL_SESSION, std::ptr::null_mut(), None, &mut h);
+    let rv = call!(
+        C_OpenSession,
+        slot,
+        CKF_SERIAL_SESSION,
+        std::ptr::null_mut(),
+        None,
+        &mut h
+    );
     (rv == CKR_OK).then_some(h)
 }
 
@@ -396,12 +520,25 @@ fn bad_config_is_reported() {
     .unwrap();
     let conf_s = conf.to_str().unwrap();
     let xdg = dir.path().to_str().unwrap();
-    let out = run_child(NAME, &[("P11KMS_CONF", conf_s), ("XDG_DATA_HOME", xdg), ("XDG_CONFIG_HOME", xdg)]);
+    let out = run_child(
+        NAME,
+        &[
+            ("P11KMS_CONF", conf_s),
+            ("XDG_DATA_HOME", xdg),
+            ("XDG_CONFIG_HOME", xdg),
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stdout.contains("1 passed"), "child failed\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed\n{stdout}\n{stderr}"
+    );
     assert!(stderr.contains(conf_s), "stderr names the file:\n{stderr}");
-    assert!(stderr.contains("max_pin_attempts"), "stderr names the field:\n{stderr}");
+    assert!(
+        stderr.contains("max_pin_attempts"),
+        "stderr names the field:\n{stderr}"
+    );
     assert!(
         stderr.contains("line 5") || stderr.contains(":5:") || stderr.contains(":5,"),
         "stderr names the line:\n{stderr}"

@@ -29,8 +29,16 @@ fn eight_threads_own_sessions() {
     let (pubk, privk) = setup
         .generate_key_pair(
             &Mechanism::EccKeyPairGen,
-            &[Attribute::Token(true), Attribute::Verify(true), Attribute::EcParams(P256_PARAMS.to_vec())],
-            &[Attribute::Token(true), Attribute::Private(true), Attribute::Sign(true)],
+            &[
+                Attribute::Token(true),
+                Attribute::Verify(true),
+                Attribute::EcParams(P256_PARAMS.to_vec()),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sign(true),
+            ],
         )
         .unwrap();
     let point = ec_point_from_attr(&attr_bytes(&setup, pubk, CKA_EC_POINT));
@@ -65,14 +73,21 @@ fn eight_threads_own_sessions() {
                     let ct = s.encrypt(&m, key, &pt).unwrap();
                     let mut want = pt.clone();
                     reference
-                        .seal_in_place_append_tag(Nonce::assume_unique_for_key(iv), Aad::from(aad), &mut want)
+                        .seal_in_place_append_tag(
+                            Nonce::assume_unique_for_key(iv),
+                            Aad::from(aad),
+                            &mut want,
+                        )
                         .unwrap();
                     assert_eq!(ct, want, "thread {t} round {i}");
                     assert_eq!(s.decrypt(&m, key, &ct).unwrap(), pt);
 
                     let digest = sha("sha256", &pt);
                     let sig = s.sign(&Mechanism::Ecdsa, privk, &digest).unwrap();
-                    assert!(ecdsa_verify(P256_PARAMS, &point, "sha256", &pt, &sig), "thread {t} round {i}");
+                    assert!(
+                        ecdsa_verify(P256_PARAMS, &point, "sha256", &pt, &sig),
+                        "thread {t} round {i}"
+                    );
                     s.verify(&Mechanism::Ecdsa, pubk, &digest, &sig).unwrap();
                 }
             })
@@ -109,32 +124,55 @@ fn two_threads_race_on_one_session() {
                 barrier.wait();
                 for _ in 0..500 {
                     if t == 0 {
-                        let mut m = CK_MECHANISM { mechanism: CKM_AES_ECB, pParameter: std::ptr::null_mut(), ulParameterLen: 0 };
+                        let mut m = CK_MECHANISM {
+                            mechanism: CKM_AES_ECB,
+                            pParameter: std::ptr::null_mut(),
+                            ulParameterLen: 0,
+                        };
                         seen.push(call!(C_EncryptInit, h, &mut m, key));
                         let mut data = [0u8; 16];
                         let mut out = [0u8; 16];
                         let mut n: CK_ULONG = 16;
-                        let rv = call!(C_Encrypt, h, data.as_mut_ptr(), 16, out.as_mut_ptr(), &mut n);
+                        let rv = call!(
+                            C_Encrypt,
+                            h,
+                            data.as_mut_ptr(),
+                            16,
+                            out.as_mut_ptr(),
+                            &mut n
+                        );
                         if rv == CKR_OK {
                             assert_eq!(n, 16);
                         }
                         seen.push(rv);
                     } else {
-                        let mut m = CK_MECHANISM { mechanism: CKM_SHA256, pParameter: std::ptr::null_mut(), ulParameterLen: 0 };
+                        let mut m = CK_MECHANISM {
+                            mechanism: CKM_SHA256,
+                            pParameter: std::ptr::null_mut(),
+                            ulParameterLen: 0,
+                        };
                         seen.push(call!(C_DigestInit, h, &mut m));
                         let mut data = [1u8; 8];
                         seen.push(call!(C_DigestUpdate, h, data.as_mut_ptr(), 8));
                         let mut out = [0u8; 32];
                         let mut n: CK_ULONG = 32;
                         seen.push(call!(C_DigestFinal, h, out.as_mut_ptr(), &mut n));
-                        let mut m2 = CK_MECHANISM { mechanism: CKM_AES_ECB, pParameter: std::ptr::null_mut(), ulParameterLen: 0 };
+                        let mut m2 = CK_MECHANISM {
+                            mechanism: CKM_AES_ECB,
+                            pParameter: std::ptr::null_mut(),
+                            ulParameterLen: 0,
+                        };
                         seen.push(call!(C_EncryptInit, h, &mut m2, key));
                         let mut info = CK_SESSION_INFO::default();
                         seen.push(call!(C_GetSessionInfo, h, &mut info));
                     }
                 }
                 for rv in &seen {
-                    assert!(allowed.contains(rv), "thread {t}: unexpected {}", rv_name(*rv));
+                    assert!(
+                        allowed.contains(rv),
+                        "thread {t}: unexpected {}",
+                        rv_name(*rv)
+                    );
                 }
                 seen.iter().filter(|rv| **rv == CKR_OK).count()
             })
@@ -148,7 +186,14 @@ fn two_threads_race_on_one_session() {
     let mut out = [0u8; 32];
     let mut n: CK_ULONG = 32;
     let mut data = [0u8; 16];
-    let _ = call!(C_Encrypt, h, data.as_mut_ptr(), 16, out.as_mut_ptr(), &mut n);
+    let _ = call!(
+        C_Encrypt,
+        h,
+        data.as_mut_ptr(),
+        16,
+        out.as_mut_ptr(),
+        &mut n
+    );
     let _ = call!(C_DigestFinal, h, out.as_mut_ptr(), &mut n);
     s.digest(&Mechanism::Sha256, b"abc").unwrap();
 }

@@ -26,15 +26,30 @@ pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
 /// True when the suite runs against the reference module (SoftHSM) instead of p11kms.
 pub fn is_reference() -> bool {
-    matches!(std::env::var("P11KMS_TEST_REFERENCE").as_deref(), Ok("softhsm"))
+    matches!(
+        std::env::var("P11KMS_TEST_REFERENCE").as_deref(),
+        Ok("softhsm")
+    )
 }
 
-/// Path of the p11kms shared library under test.
+/// Path of the p11kms shared library under test: `P11KMS_MODULE`, else
+/// `<manifest>/target/release/libp11kms.so`. `cargo test` alone builds the cdylib only in
+/// `deps/` beside the test binary without copying it up, so that copy is the fallback.
 pub fn p11kms_path() -> PathBuf {
-    match std::env::var_os("P11KMS_MODULE") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libp11kms.so"),
+    if let Some(p) = std::env::var_os("P11KMS_MODULE").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
     }
+    let primary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libp11kms.so");
+    if !primary.exists() {
+        if let Some(sibling) = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|d| d.join("libp11kms.so")))
+            .filter(|p| p.exists())
+        {
+            return sibling;
+        }
+    }
+    primary
 }
 
 /// Path of the module the suite loads: p11kms, or SoftHSM under the reference run.
@@ -74,7 +89,10 @@ pub struct TokenSpec {
 }
 
 pub const fn tok(label: &'static str) -> TokenSpec {
-    TokenSpec { label, max_pin_attempts: None }
+    TokenSpec {
+        label,
+        max_pin_attempts: None,
+    }
 }
 
 /// Writes a p11kms configuration with one local token per spec; returns its path.
@@ -143,7 +161,11 @@ pub fn env(tokens: &[TokenSpec]) -> &'static Env {
             .unwrap_or_else(|e| panic!("cannot load {}: {e}", module_path().display()));
         ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
             .expect("C_Initialize");
-        Env { ctx, dir, tokens: tokens.to_vec() }
+        Env {
+            ctx,
+            dir,
+            tokens: tokens.to_vec(),
+        }
     })
 }
 
@@ -185,7 +207,9 @@ impl Env {
     /// A token initialized with [`SO_PIN`] and `label`, no user PIN yet.
     pub fn fresh_token(&self, label: &str) -> Slot {
         self.with_uninit_token(label, |slot| {
-            self.ctx.init_token(slot, &pin(SO_PIN), label).expect("C_InitToken");
+            self.ctx
+                .init_token(slot, &pin(SO_PIN), label)
+                .expect("C_InitToken");
         })
     }
 
@@ -283,7 +307,10 @@ pub fn rv_name(rv: CK_RV) -> String {
 
 pub fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// Reads one DER TLV: (tag, content, rest).
@@ -344,7 +371,9 @@ pub fn uint_bytes(content: &[u8]) -> &[u8] {
     }
 }
 
-pub const OID_RSA_ENCRYPTION: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+pub const OID_RSA_ENCRYPTION: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+];
 pub const OID_EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 /// DER CKA_EC_PARAMS (namedCurve OIDs).
 pub const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -424,14 +453,31 @@ pub struct RsaKey {
 /// Generates an RSA key with the openssl CLI (independent of the module).
 pub fn openssl_rsa_key(bits: u32) -> RsaKey {
     let pkcs8 = openssl(
-        &["genpkey", "-algorithm", "RSA", "-pkeyopt", &format!("rsa_keygen_bits:{bits}"), "-outform", "DER"],
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            &format!("rsa_keygen_bits:{bits}"),
+            "-outform",
+            "DER",
+        ],
         &[],
     );
     let dir = tempfile::tempdir().unwrap();
     let p8 = dir.path().join("k.der");
     std::fs::write(&p8, &pkcs8).unwrap();
     let pkcs1 = openssl(
-        &["rsa", "-inform", "DER", "-in", p8.to_str().unwrap(), "-traditional", "-outform", "DER"],
+        &[
+            "rsa",
+            "-inform",
+            "DER",
+            "-in",
+            p8.to_str().unwrap(),
+            "-traditional",
+            "-outform",
+            "DER",
+        ],
         &[],
     );
     let (_, seq, _) = der_read(&pkcs1);
@@ -475,7 +521,11 @@ pub fn openssl_status(args: &[&str], stdin: &[u8]) -> (bool, Vec<u8>, String) {
         .expect("openssl CLI");
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     let out = child.wait_with_output().unwrap();
-    (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Verifies an RSA signature with `openssl dgst`; `pss` uses salt length = digest length.
@@ -496,7 +546,15 @@ pub fn openssl_rsa_verify(spki_der: &[u8], hash: &str, msg: &[u8], sig: &[u8], p
         s.to_str().unwrap().into(),
     ];
     if pss {
-        args.extend(["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"].map(String::from));
+        args.extend(
+            [
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                "rsa_pss_saltlen:digest",
+            ]
+            .map(String::from),
+        );
     }
     let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     let (ok, out, _) = openssl_status(&a, msg);
@@ -521,7 +579,9 @@ pub fn ecdsa_verify(params: &[u8], point: &[u8], hash: &str, msg: &[u8], sig: &[
         (p, "sha512") if p == P521_PARAMS => &ECDSA_P521_SHA512_ASN1,
         _ => panic!("no verifier for {hash}"),
     };
-    UnparsedPublicKey::new(alg, point).verify(msg, &ecdsa_to_der(sig)).is_ok()
+    UnparsedPublicKey::new(alg, point)
+        .verify(msg, &ecdsa_to_der(sig))
+        .is_ok()
 }
 
 /// Field size in bytes of a curve given by its DER params.
@@ -543,13 +603,24 @@ pub fn padded32(s: &str) -> [u8; 32] {
 }
 
 /// Reads one attribute with the two-call convention through the raw list.
-pub fn get_attr(session: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE, t: CK_ATTRIBUTE_TYPE) -> Result<Vec<u8>, CK_RV> {
-    let mut a = CK_ATTRIBUTE { type_: t, pValue: std::ptr::null_mut(), ulValueLen: 0 };
+pub fn get_attr(
+    session: CK_SESSION_HANDLE,
+    obj: CK_OBJECT_HANDLE,
+    t: CK_ATTRIBUTE_TYPE,
+) -> Result<Vec<u8>, CK_RV> {
+    let mut a = CK_ATTRIBUTE {
+        type_: t,
+        pValue: std::ptr::null_mut(),
+        ulValueLen: 0,
+    };
     let rv = call!(C_GetAttributeValue, session, obj, &mut a, 1);
     if rv != CKR_OK {
         return Err(rv);
     }
-    assert_ne!(a.ulValueLen, CK_UNAVAILABLE_INFORMATION, "CKR_OK with unavailable length");
+    assert_ne!(
+        a.ulValueLen, CK_UNAVAILABLE_INFORMATION,
+        "CKR_OK with unavailable length"
+    );
     let mut buf = vec![0u8; a.ulValueLen as usize];
     a.pValue = buf.as_mut_ptr().cast();
     let rv = call!(C_GetAttributeValue, session, obj, &mut a, 1);
@@ -562,22 +633,37 @@ pub fn get_attr(session: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE, t: CK_ATTRIBU
 
 /// A CK_BBOOL attribute.
 #[track_caller]
-pub fn attr_bool(session: &Session, obj: cryptoki::object::ObjectHandle, t: CK_ATTRIBUTE_TYPE) -> bool {
-    let v = get_attr(session.handle(), obj.handle(), t).unwrap_or_else(|rv| panic!("attribute {t:#x}: rv {rv:#x}"));
+pub fn attr_bool(
+    session: &Session,
+    obj: cryptoki::object::ObjectHandle,
+    t: CK_ATTRIBUTE_TYPE,
+) -> bool {
+    let v = get_attr(session.handle(), obj.handle(), t)
+        .unwrap_or_else(|rv| panic!("attribute {t:#x}: rv {rv:#x}"));
     assert_eq!(v.len(), 1, "CK_BBOOL is one byte");
     v[0] != 0
 }
 
 /// A CK_ULONG attribute.
 #[track_caller]
-pub fn attr_ulong(session: &Session, obj: cryptoki::object::ObjectHandle, t: CK_ATTRIBUTE_TYPE) -> CK_ULONG {
-    let v = get_attr(session.handle(), obj.handle(), t).unwrap_or_else(|rv| panic!("attribute {t:#x}: rv {rv:#x}"));
+pub fn attr_ulong(
+    session: &Session,
+    obj: cryptoki::object::ObjectHandle,
+    t: CK_ATTRIBUTE_TYPE,
+) -> CK_ULONG {
+    let v = get_attr(session.handle(), obj.handle(), t)
+        .unwrap_or_else(|rv| panic!("attribute {t:#x}: rv {rv:#x}"));
     assert_eq!(v.len(), std::mem::size_of::<CK_ULONG>());
     CK_ULONG::from_ne_bytes(v.try_into().unwrap())
 }
 
 /// A byte-array attribute.
 #[track_caller]
-pub fn attr_bytes(session: &Session, obj: cryptoki::object::ObjectHandle, t: CK_ATTRIBUTE_TYPE) -> Vec<u8> {
-    get_attr(session.handle(), obj.handle(), t).unwrap_or_else(|rv| panic!("attribute {t:#x}: rv {rv:#x}"))
+pub fn attr_bytes(
+    session: &Session,
+    obj: cryptoki::object::ObjectHandle,
+    t: CK_ATTRIBUTE_TYPE,
+) -> Vec<u8> {
+    get_attr(session.handle(), obj.handle(), t)
+        .unwrap_or_else(|rv| panic!("attribute {t:#x}: rv {rv:#x}"))
 }
