@@ -1,5 +1,7 @@
 //! Cryptographic functions (PKCS#11 3.0 §5.8–§5.14) with known-answer vectors and
 //! signatures checked by independent implementations (openssl CLI, aws-lc-rs).
+// call! is raw FFI by nature: its arguments are caller-built pointers.
+#![allow(clippy::macro_metavars_in_unsafe)]
 
 mod common;
 
@@ -712,7 +714,10 @@ fn aes_cmac_rfc4493() {
     );
 }
 
-const RSA_HASHES: [(&str, fn() -> Mechanism<'static>); 5] = [
+/// An openssl digest name and the matching hash-and-sign mechanism.
+type HashMech = (&'static str, fn() -> Mechanism<'static>);
+
+const RSA_HASHES: [HashMech; 5] = [
     ("sha1", || Mechanism::Sha1RsaPkcs),
     ("sha224", || Mechanism::Sha224RsaPkcs),
     ("sha256", || Mechanism::Sha256RsaPkcs),

@@ -32,7 +32,7 @@ pub fn digest(h: CK_SESSION_HANDLE, data: Option<&[u8]>, cap: Cap) -> Result<Out
         if data.is_some() && op.multi {
             return Err(Error::from(CKR_OPERATION_ACTIVE));
         }
-        let n = op.op.len();
+        let n = op.op.output_len();
         match cap {
             None => return Ok(Output::Len(n)),
             Some(c) if c < n => return Err(Error::too_small(n)),

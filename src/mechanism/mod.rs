@@ -176,7 +176,8 @@ pub trait Digester: Send {
     /// Digest the value of a secret key (C_DigestKey).
     fn update_key(&mut self, key: &LocalKey) -> Result<()>;
     fn finish(&mut self) -> Result<Vec<u8>>;
-    fn len(&self) -> usize;
+    /// The digest length in bytes.
+    fn output_len(&self) -> usize;
 }
 
 /// One row of the registry.

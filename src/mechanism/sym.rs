@@ -1111,7 +1111,7 @@ impl Digester for DigestOp {
             .to_vec())
     }
 
-    fn len(&self) -> usize {
+    fn output_len(&self) -> usize {
         self.len
     }
 }
@@ -2162,7 +2162,7 @@ mod tests {
         ] {
             let want = h(want);
             let mut d = digest_init(&mech(m, MechParam::None)).expect("init");
-            assert_eq!(d.len(), want.len());
+            assert_eq!(d.output_len(), want.len());
             d.update(b"a").expect("a");
             d.update(b"bc").expect("bc");
             assert_eq!(d.finish().expect("final"), want);

@@ -52,7 +52,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// Find an attribute in a template; duplicates with different values are inconsistent.
-pub fn find<'a>(t: &'a [Attr], ty: CK_ATTRIBUTE_TYPE) -> Result<Option<&'a [u8]>> {
+pub fn find(t: &[Attr], ty: CK_ATTRIBUTE_TYPE) -> Result<Option<&[u8]>> {
     let mut found: Option<&[u8]> = None;
     for (k, v) in t {
         if *k == ty {
@@ -682,6 +682,8 @@ fn secret_part(m: &KeyMaterial, ty: CK_ATTRIBUTE_TYPE) -> Option<Vec<u8>> {
     }
 }
 
+// CK_ULONG is u64 here but not on every target: the casts keep the format fixed.
+#[allow(clippy::unnecessary_cast)]
 fn encode_attrs(attrs: &BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>) -> Vec<u8> {
     let mut out = vec![1u8]; // format version
     for (ty, v) in attrs {
@@ -709,6 +711,7 @@ fn decode_attrs(mut b: &[u8]) -> Option<BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>> {
 }
 
 /// Serialize key material for wrapping (plaintext: callers keep it in `Zeroizing`).
+#[allow(clippy::unnecessary_cast)]
 pub fn encode_material(m: &KeyMaterial) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::new());
     let put = |out: &mut Vec<u8>, v: &[u8]| {

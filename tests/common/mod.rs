@@ -290,6 +290,7 @@ pub fn raw() -> &'static Raw {
 }
 
 /// Calls a function of the raw 2.40 list: `call!(C_Encrypt, a, b, ...)` → CK_RV.
+/// Every use is a raw FFI call with caller-built pointers: unsafe by nature.
 #[macro_export]
 macro_rules! call {
     ($name:ident $(, $arg:expr)* $(,)?) => {
