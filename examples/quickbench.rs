@@ -94,5 +94,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         el.as_secs_f64() * 1e6 / n as f64,
         n
     );
+
+    // The raw limit on this machine: aws-lc-rs sealing the same buffer in place.
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).map_err(|_| "key")?);
+    let mut buf = data.clone();
+    let t = Instant::now();
+    for i in 0..n {
+        iv[..4].copy_from_slice(&i.to_be_bytes());
+        let nonce = Nonce::try_assume_unique_for_key(&iv).map_err(|_| "nonce")?;
+        let tag = k
+            .seal_in_place_separate_tag(nonce, Aad::empty(), &mut buf)
+            .map_err(|_| "seal")?;
+        let _ = std::hint::black_box(tag);
+    }
+    let el = t.elapsed();
+    println!(
+        "raw aws-lc-rs AES-256-GCM seal 16 KiB in place: {:.0} MB/s, {:.1} us/op",
+        mb / el.as_secs_f64(),
+        el.as_secs_f64() * 1e6 / n as f64
+    );
     Ok(())
 }

@@ -5,7 +5,6 @@ use crate::error::{Error, Result};
 use crate::mechanism::{self, Mechanism};
 use crate::session::{keeps_operation, Cap, DigestOp, Output};
 use cryptoki_sys::*;
-use zeroize::Zeroizing;
 
 /// C_DigestInit.
 pub fn init(h: CK_SESSION_HANDLE, mech: &Mechanism) -> Result<()> {
@@ -41,7 +40,7 @@ pub fn digest(h: CK_SESSION_HANDLE, data: Option<&[u8]>, cap: Cap) -> Result<Out
         if let Some(d) = data {
             op.op.update(d)?;
         }
-        Ok(Output::Bytes(Zeroizing::new(op.op.finish()?)))
+        Ok(Output::Bytes(op.op.finish()?))
     })();
     match &r {
         Err(e) if !keeps_operation(e) => g.digest = None,

@@ -196,7 +196,7 @@ pub fn wrap_key(
     match cap {
         None => Ok(Output::Len(out.len())),
         Some(c) if c < out.len() => Err(Error::too_small(out.len())),
-        _ => Ok(Output::Bytes(Zeroizing::new(out))),
+        _ => Ok(Output::Bytes(out)),
     }
 }
 

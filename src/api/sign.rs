@@ -6,7 +6,6 @@ use crate::error::{Error, Result};
 use crate::mechanism::{self, Mechanism};
 use crate::session::{keeps_operation, Cap, Output, SignOp, VerifyOp};
 use cryptoki_sys::*;
-use zeroize::Zeroizing;
 
 /// C_SignInit.
 pub fn sign_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
@@ -28,7 +27,6 @@ pub fn sign_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE) 
     g.sign = Some(SignOp {
         mech: mech.mech,
         op,
-        stash: None,
         multi: false,
         multipart_ok: !single_part_only(mech.mech),
         needs_auth,
@@ -51,21 +49,19 @@ pub fn sign(h: CK_SESSION_HANDLE, data: Option<&[u8]>, cap: Cap) -> Result<Outpu
             None if !op.multipart_ok => return Err(CKR_FUNCTION_NOT_SUPPORTED.into()),
             _ => {}
         }
-        // A signature already made for a query answers the repeat (no second KMS call).
-        let n = op.stash.as_ref().map_or(op.op.sig_len(), |s| s.len());
+        // Length queries are answered from the key size: no signature is made (for a
+        // KMS key that would be a remote call) until the caller's buffer is big enough.
+        let n = op.op.sig_len();
         match cap {
             None => return Ok(Output::Len(n)),
             Some(c) if c < n => return Err(Error::too_small(n)),
             _ => {}
         }
-        if let Some(sig) = op.stash.take() {
-            return Ok(Output::Bytes(sig));
-        }
         let sig = match data {
             Some(d) => op.op.oneshot(d)?,
             None => op.op.finish()?,
         };
-        Ok(Output::Bytes(Zeroizing::new(sig)))
+        Ok(Output::Bytes(sig))
     })();
     match &r {
         Err(e) if !keeps_operation(e) => g.sign = None,

@@ -466,6 +466,15 @@ fn pkcs7_len(block: &[u8]) -> Option<usize> {
 }
 
 impl Cipher for BlockOp {
+    fn max_output(&self, input_len: usize, finish: bool) -> Option<usize> {
+        let total = self.buf.len().checked_add(input_len)?;
+        Some(match (finish, self.mode, self.encrypt) {
+            (false, _, _) => total - total % BLOCK,
+            (true, BlockMode::CbcPad, true) => (total / BLOCK + 1) * BLOCK,
+            (true, _, _) => total,
+        })
+    }
+
     fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
         if self.done {
             return Err(ended());
@@ -542,6 +551,10 @@ impl CtrOp {
 }
 
 impl Cipher for CtrOp {
+    fn max_output(&self, input_len: usize, _finish: bool) -> Option<usize> {
+        Some(input_len)
+    }
+
     fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
         if self.done {
             return Err(ended());
@@ -601,6 +614,15 @@ struct GcmOp {
 }
 
 impl Cipher for GcmOp {
+    fn max_output(&self, input_len: usize, finish: bool) -> Option<usize> {
+        let total = self.buf.len().checked_add(input_len)?;
+        Some(match (finish, self.encrypt) {
+            (false, _) => 0,
+            (true, true) => total.checked_add(self.tag_len)?,
+            (true, false) => total.saturating_sub(self.tag_len),
+        })
+    }
+
     fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
         if self.done {
             return Err(ended());
@@ -613,6 +635,10 @@ impl Cipher for GcmOp {
                 CKR_ENCRYPTED_DATA_LEN_RANGE
             }
             .into());
+        }
+        if self.buf.is_empty() {
+            // Room for the tag too, so finishing never reallocates (and copies) the data.
+            *self.buf = Vec::with_capacity(input.len() + BLOCK);
         }
         append(&mut self.buf, input);
         Ok(Vec::new())
@@ -754,6 +780,17 @@ struct KwOp {
 }
 
 impl Cipher for KwOp {
+    fn max_output(&self, input_len: usize, finish: bool) -> Option<usize> {
+        let total = self.buf.len().checked_add(input_len)?;
+        Some(match (finish, self.encrypt, self.mode) {
+            (false, _, _) => 0,
+            (true, true, KwMode::Kw) => total + 8,
+            (true, true, KwMode::Pkcs7) => (total / 8 + 1) * 8 + 8,
+            (true, true, KwMode::Kwp) => total.div_ceil(8).max(1) * 8 + 8,
+            (true, false, _) => total.saturating_sub(8),
+        })
+    }
+
     fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
         if self.done {
             return Err(ended());

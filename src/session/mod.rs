@@ -29,7 +29,6 @@ pub struct CipherOp {
 pub struct SignOp {
     pub mech: CK_MECHANISM_TYPE,
     pub op: Box<dyn Signer>,
-    pub stash: Option<Zeroizing<Vec<u8>>>,
     pub multi: bool,
     pub multipart_ok: bool,
     /// CKA_ALWAYS_AUTHENTICATE key awaiting C_Login(CKU_CONTEXT_SPECIFIC).
@@ -100,9 +99,12 @@ impl Session {
 pub type Cap = Option<usize>;
 
 /// What a call that returns bytes produces: the length only (query) or the bytes.
+/// Outputs are ciphertext, plaintext the caller asked for, signatures and digests —
+/// never key material — so they are plain vectors: wiping every 16 KiB output byte by
+/// byte would cost more than the AES-GCM that made it.
 pub enum Output {
     Len(usize),
-    Bytes(Zeroizing<Vec<u8>>),
+    Bytes(Vec<u8>),
 }
 
 impl Output {
@@ -128,7 +130,7 @@ pub fn with_stash(
     compute: impl FnOnce() -> Result<Vec<u8>>,
 ) -> Result<Output> {
     let out = match stash.take() {
-        Some(s) if s.input == input => s.out,
+        Some(mut s) if s.input == input => Zeroizing::new(std::mem::take(&mut *s.out)),
         Some(_) => {
             return Err(Error::msg(
                 CKR_ARGUMENTS_BAD,
@@ -139,7 +141,10 @@ pub fn with_stash(
     };
     let n = out.len();
     match cap {
-        Some(c) if c >= n => Ok(Output::Bytes(out)),
+        Some(c) if c >= n => {
+            let mut out = out;
+            Ok(Output::Bytes(std::mem::take(&mut *out)))
+        }
         _ => {
             *stash = Some(Stash {
                 input: input.to_vec(),
