@@ -24,6 +24,7 @@ p11kms_have() {
     case "$1" in
         engine) [[ -n "$(p11kms_engine_path)" ]] ;;
         softhsm) [[ -e /usr/lib/softhsm/libsofthsm2.so ]] ;;
+        p11kitproxy) compgen -G "/usr/lib/*/p11-kit-proxy.so" >/dev/null ;;
         *) command -v "$1" >/dev/null 2>&1 ;;
     esac
 }
