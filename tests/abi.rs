@@ -1,7 +1,5 @@
 //! The C ABI of the shared library: exported symbols, function lists and interfaces
 //! (PKCS#11 3.0 §5.2, §5.4 C_GetFunctionList / C_GetInterfaceList / C_GetInterface).
-// call! is raw FFI by nature: its arguments are caller-built pointers.
-#![allow(clippy::macro_metavars_in_unsafe)]
 
 mod common;
 

@@ -1,7 +1,5 @@
 //! Cryptographic functions (PKCS#11 3.0 §5.8–§5.14) with known-answer vectors and
 //! signatures checked by independent implementations (openssl CLI, aws-lc-rs).
-// call! is raw FFI by nature: its arguments are caller-built pointers.
-#![allow(clippy::macro_metavars_in_unsafe)]
 
 mod common;
 

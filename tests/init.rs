@@ -2,8 +2,6 @@
 //!
 //! C_Initialize is process-global, so every test here re-executes this test binary as a
 //! child (selected by `P11KMS_INIT_CHILD`) and runs its body there, alone.
-// call! is raw FFI by nature: its arguments are caller-built pointers.
-#![allow(clippy::macro_metavars_in_unsafe)]
 
 mod common;
 

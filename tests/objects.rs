@@ -1,6 +1,4 @@
 //! Object management (PKCS#11 3.0 §5.7) and the attribute model of chapter 4.
-// call! is raw FFI by nature: its arguments are caller-built pointers.
-#![allow(clippy::macro_metavars_in_unsafe)]
 
 mod common;
 

@@ -1,6 +1,4 @@
 //! Multithreading (PKCS#11 3.0 §6.7): one context, many threads and sessions.
-// call! is raw FFI by nature: its arguments are caller-built pointers.
-#![allow(clippy::macro_metavars_in_unsafe)]
 
 mod common;
 

@@ -2,8 +2,6 @@
 //!
 //! Each test owns a token (by label) of the one shared, process-wide context, so the
 //! tests run in parallel threads.
-// call! is raw FFI by nature: its arguments are caller-built pointers.
-#![allow(clippy::macro_metavars_in_unsafe)]
 
 mod common;
 
