@@ -24,6 +24,7 @@ const TOKENS: &[TokenSpec] = &[
     },
     tok("lockdefault"),
     tok("lockreset"),
+    tok("pinlen-login"),
     tok("loggedin"),
     tok("rosess"),
     tok("sessexists"),
@@ -352,6 +353,29 @@ fn successful_login_resets_count() {
         flags(slot) & (CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY),
         0
     );
+}
+
+/// C_Login lists no CKR_PIN_LEN_RANGE (§5.6): a PIN of a length no PIN can have is
+/// incorrect, and is not counted as a guess.
+#[test]
+fn login_with_impossible_pin_length() {
+    p11kms_only!(); // needs the retry counter flags
+    let e = env();
+    let slot = e.user_token("pinlen-login");
+    let s = e.ctx.open_rw_session(slot).unwrap();
+    for p in ["", "abc", &"x".repeat(65)] {
+        assert_eq!(
+            rv_err(s.login(UserType::User, Some(&pin(p)))),
+            RvError::PinIncorrect,
+            "{p:?}"
+        );
+    }
+    assert_eq!(
+        flags(slot) & CKF_USER_PIN_COUNT_LOW,
+        0,
+        "impossible PINs are not guesses"
+    );
+    s.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
 }
 
 #[test]

@@ -654,7 +654,9 @@ impl LocalBackend {
     /// CKR_PIN_INCORRECT; every later one CKR_PIN_LOCKED, even with the right PIN.
     pub fn login(&self, user: CK_USER_TYPE, pin: &[u8]) -> Result<MasterKey> {
         let role = Role::from_user_type(user)?;
-        check_pin_len(pin)?;
+        // C_Login has no CKR_PIN_LEN_RANGE (§5.6): a PIN no record can match is simply
+        // incorrect, and not counted, since it cannot be a guess.
+        check_pin_len(pin).map_err(|_| Error::from(CKR_PIN_INCORRECT))?;
         Ok(self.authenticate(role, pin)?.1)
     }
 
@@ -993,8 +995,8 @@ mod tests {
         let so = b.login(CKU_SO, b"1234").unwrap();
         b.init_pin(&so, &[b'y'; 64]).unwrap();
         for pin in [&short[..], &long[..]] {
-            assert_eq!(rv(b.login(CKU_USER, pin)), CKR_PIN_LEN_RANGE);
-            assert_eq!(rv(b.login(CKU_SO, pin)), CKR_PIN_LEN_RANGE);
+            assert_eq!(rv(b.login(CKU_USER, pin)), CKR_PIN_INCORRECT);
+            assert_eq!(rv(b.login(CKU_SO, pin)), CKR_PIN_INCORRECT);
             assert_eq!(rv(b.init_pin(&so, pin)), CKR_PIN_LEN_RANGE);
             assert_eq!(rv(b.set_pin(CKU_USER, pin, b"12345")), CKR_PIN_LEN_RANGE);
             assert_eq!(rv(b.set_pin(CKU_USER, &[b'y'; 64], pin)), CKR_PIN_LEN_RANGE);
