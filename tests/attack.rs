@@ -87,6 +87,22 @@ fn aes(s: &Session, value: &[u8]) -> CK_OBJECT_HANDLE {
     .handle()
 }
 
+/// A session-object generic secret (HMAC) key with sign/verify allowed.
+fn generic(s: &Session, value: &[u8]) -> CK_OBJECT_HANDLE {
+    s.create_object(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(false),
+        Attribute::Sensitive(false),
+        Attribute::Extractable(true),
+        Attribute::Sign(true),
+        Attribute::Verify(true),
+        Attribute::Value(value.to_vec()),
+    ])
+    .unwrap()
+    .handle()
+}
+
 fn aes_with(s: &Session, value: &[u8], extra: &[Attribute]) -> ObjectHandle {
     let mut t = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -453,7 +469,8 @@ fn c1_null_out_pointers() {
     let mut hmac = mech(CKM_SHA256_HMAC);
     let s3 = session();
     let h3 = s3.handle();
-    assert_eq!(call!(C_SignInit, h3, &mut hmac, key), CKR_OK);
+    let gk = generic(&s, &[1u8; 32]);
+    assert_eq!(call!(C_SignInit, h3, &mut hmac, gk), CKR_OK);
     assert_eq!(call!(C_SignUpdate, h3, data16.as_mut_ptr(), 16), CKR_OK);
     assert_rv(
         call!(C_SignFinal, h3, out.as_mut_ptr(), null_ul),
@@ -462,7 +479,7 @@ fn c1_null_out_pointers() {
     );
     let s3 = session();
     let h3 = s3.handle();
-    assert_eq!(call!(C_VerifyInit, h3, &mut hmac, key), CKR_OK);
+    assert_eq!(call!(C_VerifyInit, h3, &mut hmac, gk), CKR_OK);
     assert_rv(
         call!(C_Verify, h3, data16.as_mut_ptr(), 16, std::ptr::null_mut(), 32),
         &[CKR_ARGUMENTS_BAD],
@@ -638,9 +655,10 @@ fn c1_mechanism_parameter_lengths() {
     }
     // HMAC_GENERAL: wrong size and out-of-range lengths.
     let mut l: CK_ULONG = 33;
+    let gk = generic(&s, &[2u8; 32]);
     let mut mm = mech_p(CKM_SHA256_HMAC_GENERAL, &mut l);
     assert_rv(
-        call!(C_SignInit, h, &mut mm, key),
+        call!(C_SignInit, h, &mut mm, gk),
         &[CKR_MECHANISM_PARAM_INVALID],
         "HMAC_GENERAL length 33 for SHA-256",
     );
@@ -650,7 +668,7 @@ fn c1_mechanism_parameter_lengths() {
         ulParameterLen: 4,
     };
     assert_rv(
-        call!(C_SignInit, h, &mut mm, key),
+        call!(C_SignInit, h, &mut mm, gk),
         &[CKR_MECHANISM_PARAM_INVALID],
         "HMAC_GENERAL 4-byte param",
     );
@@ -1136,6 +1154,7 @@ fn c3_update_after_final_and_init_twice() {
         CKR_OPERATION_NOT_INITIALIZED
     );
     let mut hmac = mech(CKM_SHA256_HMAC);
+    let key = generic(&s, &[6u8; 32]);
     assert_eq!(call!(C_SignInit, h, &mut hmac, key), CKR_OK);
     assert_eq!(call!(C_SignInit, h, &mut hmac, key), CKR_OPERATION_ACTIVE);
     assert_eq!(call!(C_SignUpdate, h, d.as_mut_ptr(), 20), CKR_OK);
@@ -1253,10 +1272,11 @@ fn c3_signature_length_range() {
     let s = session();
     let h = s.handle();
     let key = aes(&s, &[10u8; 32]);
+    let gk = generic(&s, &[10u8; 32]);
     let k = keys();
     let mut d = [1u8; 32];
     for (m, key, bad_lens) in [
-        (CKM_SHA256_HMAC, key, &[0usize, 1, 31, 33, 64][..]),
+        (CKM_SHA256_HMAC, gk, &[0usize, 1, 31, 33, 64][..]),
         (CKM_AES_CMAC, key, &[0, 15, 17][..]),
         (CKM_SHA256_RSA_PKCS, k.rsa_pub, &[0, 1, 255, 257, 512][..]),
         (CKM_RSA_PKCS, k.rsa_pub, &[0, 255, 257][..]),
@@ -1287,7 +1307,7 @@ fn c3_signature_length_range() {
     }
     // Right length, wrong value: CKR_SIGNATURE_INVALID.
     let mut mm = mech(CKM_SHA256_HMAC);
-    assert_eq!(call!(C_VerifyInit, h, &mut mm, key), CKR_OK);
+    assert_eq!(call!(C_VerifyInit, h, &mut mm, gk), CKR_OK);
     let mut sig = [0u8; 32];
     assert_eq!(
         call!(C_Verify, h, d.as_mut_ptr(), 32, sig.as_mut_ptr(), 32),
@@ -1322,7 +1342,7 @@ fn c3_signature_length_range() {
     );
     // VerifyFinal with wrong length.
     let mut mm = mech(CKM_SHA256_HMAC);
-    assert_eq!(call!(C_VerifyInit, h, &mut mm, key), CKR_OK);
+    assert_eq!(call!(C_VerifyInit, h, &mut mm, gk), CKR_OK);
     assert_eq!(call!(C_VerifyUpdate, h, d.as_mut_ptr(), 32), CKR_OK);
     assert_eq!(
         call!(C_VerifyFinal, h, sig.as_mut_ptr(), 7),
@@ -1669,7 +1689,7 @@ fn c3_destroy_key_during_operation() {
         "encrypt after the key was destroyed",
     );
     // Same for a multi-part HMAC.
-    let key = aes(&s, &[15u8; 16]);
+    let key = generic(&s, &[15u8; 16]);
     let mut hm = mech(CKM_SHA256_HMAC);
     assert_eq!(call!(C_SignInit, h, &mut hm, key), CKR_OK);
     assert_eq!(call!(C_SignUpdate, h, d.as_mut_ptr(), 16), CKR_OK);
@@ -1705,7 +1725,7 @@ fn c3_logout_with_active_operation() {
         .handle();
     let mut ecb = mech(CKM_AES_ECB);
     assert_eq!(call!(C_EncryptInit, h, &mut ecb, key), CKR_OK);
-    let mut hm = mech(CKM_SHA256_HMAC);
+    let mut hm = mech(CKM_AES_CMAC);
     assert_eq!(call!(C_SignInit, h, &mut hm, key), CKR_OK);
     assert_eq!(call!(C_FindObjectsInit, h, std::ptr::null_mut(), 0), CKR_OK);
     assert_eq!(call!(C_Logout, h), CKR_OK);
@@ -2162,7 +2182,8 @@ fn c6_read_only_attributes() {
             "attribute {ty:#x}"
         );
     }
-    for ty in [CKA_LOCAL, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_TOKEN, CKA_PRIVATE] {
+    // Token-set attributes: never settable; CKA_TOKEN is a change here (false -> true).
+    for ty in [CKA_LOCAL, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_TOKEN] {
         let mut vv = CK_TRUE;
         let mut t = [a_bool(ty, &mut vv)];
         assert_eq!(
@@ -2171,6 +2192,13 @@ fn c6_read_only_attributes() {
             "attribute {ty:#x}"
         );
     }
+    let mut vv = CK_FALSE;
+    let mut t = [a_bool(CKA_PRIVATE, &mut vv)];
+    assert_eq!(
+        call!(C_SetAttributeValue, h, key, t.as_mut_ptr(), 1),
+        CKR_ATTRIBUTE_READ_ONLY,
+        "CKA_PRIVATE true -> false"
+    );
     // A template that mixes a good change with a read-only one changes nothing.
     let mut lbl = *b"changed";
     let mut f = CK_FALSE;
