@@ -2623,6 +2623,29 @@ fn run_child_bytes(name: &str, dir: &std::path::Path, conf: &std::path::Path) ->
 fn c8_corrupted_store() {
     const NAME: &str = "c8_corrupted_store";
     if in_child(NAME) {
+        corrupted_store_child();
+        return;
+    }
+    corrupted_store_parent(NAME, false);
+}
+
+/// A store truncated to zero bytes (a full disk, a bad copy) opens as a brand-new,
+/// uninitialized token: C_Initialize succeeds, C_Login says CKR_USER_PIN_NOT_INITIALIZED
+/// and nothing is written to stderr, so the 20 keys it held are silently gone and the
+/// next C_InitToken makes it final.
+#[test]
+#[ignore = "BUG: a store truncated to 0 bytes silently opens as a new uninitialized token (no error, no stderr message)"]
+fn c8_store_truncated_to_zero() {
+    const NAME: &str = "c8_store_truncated_to_zero";
+    if in_child(NAME) {
+        corrupted_store_child();
+        return;
+    }
+    corrupted_store_parent(NAME, true);
+}
+
+fn corrupted_store_child() {
+    {
         let phase = std::env::var("P11KMS_ATTACK_PHASE").unwrap();
         if phase == "setup" {
             assert_eq!(call!(C_Initialize, std::ptr::null_mut()), CKR_OK);
@@ -2656,6 +2679,7 @@ fn c8_corrupted_store() {
         let mut ti = CK_TOKEN_INFO::default();
         let rv = call!(C_GetTokenInfo, slots[0], &mut ti);
         println!("C_GetTokenInfo rv = {rv:#x}");
+        println!("TOKEN_INITIALIZED={}", ti.flags & CKF_TOKEN_INITIALIZED != 0);
         let mut h: CK_SESSION_HANDLE = 0;
         let rv = call!(C_OpenSession, slots[0], CKF_SERIAL_SESSION | CKF_RW_SESSION, std::ptr::null_mut(), None, &mut h);
         println!("C_OpenSession rv = {rv:#x}");
@@ -2694,12 +2718,17 @@ fn c8_corrupted_store() {
         let _ = call!(C_Finalize, std::ptr::null_mut());
         return;
     }
+}
+
+fn corrupted_store_parent(name: &str, only_empty: bool) {
+    const NAME: &str = "";
+    let _ = NAME;
     let base = tempfile::tempdir().unwrap();
     let setup_dir = base.path().join("setup");
     std::fs::create_dir_all(&setup_dir).unwrap();
     let conf = child_config(&setup_dir, "corrupt", "warn");
     let (ok, stdout, stderr) =
-        run_child_in(NAME, &setup_dir, &conf, &[("P11KMS_ATTACK_PHASE", "setup")]);
+        run_child_in(name, &setup_dir, &conf, &[("P11KMS_ATTACK_PHASE", "setup")]);
     assert!(ok, "setup failed\n{stdout}\n{stderr}");
     let pristine = std::fs::read(setup_dir.join("corrupt.sqlite")).unwrap();
     // The WAL may hold data too: checkpointed at close? Keep whatever files exist.
@@ -2714,7 +2743,6 @@ fn c8_corrupted_store() {
     };
     let len = pristine.len();
     let mut cases: Vec<(String, Vec<u8>)> = vec![
-        ("empty".into(), vec![]),
         ("truncated to 100".into(), pristine[..100].to_vec()),
         ("truncated to half".into(), pristine[..len / 2].to_vec()),
         ("truncated minus 1".into(), pristine[..len - 1].to_vec()),
@@ -2735,6 +2763,9 @@ fn c8_corrupted_store() {
         c[pos] ^= 0x10;
         cases.push((format!("bit flip at {pos}"), c));
     }
+    if only_empty {
+        cases = vec![("empty".into(), vec![])];
+    }
     let mut failures = Vec::new();
     for (i, (what, bytes)) in cases.iter().enumerate() {
         let d = base.path().join(format!("case{i}"));
@@ -2744,10 +2775,15 @@ fn c8_corrupted_store() {
             std::fs::write(d.join("corrupt.sqlite-wal"), w).unwrap();
         }
         let conf = child_config(&d, "corrupt", "warn");
-        let (ok, stdout, stderr) = run_child_in(NAME, &d, &conf, &[("P11KMS_ATTACK_PHASE", "check")]);
+        let (ok, stdout, stderr) = run_child_in(name, &d, &conf, &[("P11KMS_ATTACK_PHASE", "check")]);
         let rvs: Vec<&str> = stdout.lines().filter(|l| l.contains(" rv = ") || l.contains("encrypt with")).collect();
         let init_failed = !stdout.contains("C_Initialize rv = 0x0");
-        if !ok || stderr.contains("panic") || (init_failed && !stderr.contains("p11kms")) {
+        println!("[{what}] ok={ok} {}", rvs.join(" | "));
+        for l in stderr.lines().filter(|l| l.contains("p11kms")).take(3) {
+            println!("    {l}");
+        }
+        let vanished = !init_failed && stdout.contains("TOKEN_INITIALIZED=false") && !stderr.contains("p11kms");
+        if !ok || stderr.contains("panic") || (init_failed && !stderr.contains("p11kms")) || vanished {
             failures.push(format!("[{what}] ok={ok}\n{}\n--- stderr\n{stderr}", rvs.join("\n")));
         }
     }
