@@ -3487,3 +3487,93 @@ fn c2_rsa_exponent_zero_rejected() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Class 6 (cont.): object and session policy.
+
+#[test]
+fn c6_object_and_session_policy() {
+    let s = session();
+    let h = s.handle();
+    let slot = keys().slot.id();
+    let nocopy = aes_with(&s, &[30u8; 16], &[Attribute::Copyable(false)]).handle();
+    let mut o: CK_OBJECT_HANDLE = 0;
+    assert_eq!(
+        call!(C_CopyObject, h, nocopy, std::ptr::null_mut(), 0, &mut o),
+        CKR_ACTION_PROHIBITED,
+        "copy of CKA_COPYABLE false"
+    );
+    let mut t = CK_TRUE;
+    let mut tt = [a_bool(CKA_COPYABLE, &mut t)];
+    assert_rv(
+        call!(C_SetAttributeValue, h, nocopy, tt.as_mut_ptr(), 1),
+        &[CKR_ATTRIBUTE_READ_ONLY],
+        "CKA_COPYABLE false -> true",
+    );
+    let nodestroy = aes_with(&s, &[31u8; 16], &[Attribute::Destroyable(false)]).handle();
+    assert_eq!(call!(C_DestroyObject, h, nodestroy), CKR_ACTION_PROHIBITED);
+    // A read-only session cannot create, change or destroy token objects.
+    let mut ro: CK_SESSION_HANDLE = 0;
+    assert_eq!(
+        call!(C_OpenSession, slot, CKF_SERIAL_SESSION, std::ptr::null_mut(), None, &mut ro),
+        CKR_OK
+    );
+    let (mut c, mut kt, mut tk) = (CKO_SECRET_KEY, CKK_AES, CK_TRUE);
+    let mut v = [32u8; 16];
+    let mut tmpl = [
+        a_ulong(CKA_CLASS, &mut c),
+        a_ulong(CKA_KEY_TYPE, &mut kt),
+        a_bool(CKA_TOKEN, &mut tk),
+        a_bytes(CKA_VALUE, &mut v),
+    ];
+    assert_eq!(create(ro, &mut tmpl).0, CKR_SESSION_READ_ONLY);
+    let (rv, tok_key) = create(h, &mut tmpl);
+    assert_eq!(rv, CKR_OK);
+    let mut lbl = *b"ro";
+    let mut lt = [a_bytes(CKA_LABEL, &mut lbl)];
+    assert_eq!(
+        call!(C_SetAttributeValue, ro, tok_key, lt.as_mut_ptr(), 1),
+        CKR_SESSION_READ_ONLY
+    );
+    assert_eq!(call!(C_DestroyObject, ro, tok_key), CKR_SESSION_READ_ONLY);
+    let mut gen = mech(CKM_AES_KEY_GEN);
+    let mut l: CK_ULONG = 16;
+    let mut gt = [a_ulong(CKA_VALUE_LEN, &mut l), a_bool(CKA_TOKEN, &mut tk)];
+    assert_eq!(
+        call!(C_GenerateKey, ro, &mut gen, gt.as_mut_ptr(), 2, &mut o),
+        CKR_SESSION_READ_ONLY
+    );
+    // A session without CKF_SERIAL_SESSION.
+    let mut x: CK_SESSION_HANDLE = 0;
+    assert_eq!(
+        call!(C_OpenSession, slot, CKF_RW_SESSION, std::ptr::null_mut(), None, &mut x),
+        CKR_SESSION_PARALLEL_NOT_SUPPORTED
+    );
+    // C_InitToken while sessions are open.
+    let mut so = SO_PIN.as_bytes().to_vec();
+    let mut label = padded32("attack");
+    assert_eq!(
+        call!(C_InitToken, slot, so.as_mut_ptr(), so.len() as CK_ULONG, label.as_mut_ptr()),
+        CKR_SESSION_EXISTS
+    );
+    // The token key is still there and works.
+    assert_eq!(call!(C_DestroyObject, h, tok_key), CKR_OK);
+    assert_eq!(call!(C_CloseSession, ro), CKR_OK);
+    // Bad user types.
+    let mut p = USER_PIN.as_bytes().to_vec();
+    assert_rv(
+        call!(C_Login, h, 7, p.as_mut_ptr(), p.len() as CK_ULONG),
+        &[CKR_USER_TYPE_INVALID, CKR_USER_ALREADY_LOGGED_IN, CKR_USER_ANOTHER_ALREADY_LOGGED_IN],
+        "user type 7",
+    );
+    assert_rv(
+        call!(C_Login, h, CK_ULONG::MAX, p.as_mut_ptr(), p.len() as CK_ULONG),
+        &[CKR_USER_TYPE_INVALID, CKR_USER_ALREADY_LOGGED_IN, CKR_USER_ANOTHER_ALREADY_LOGGED_IN],
+        "user type MAX",
+    );
+    assert_eq!(
+        call!(C_Login, h, CKU_CONTEXT_SPECIFIC, p.as_mut_ptr(), p.len() as CK_ULONG),
+        CKR_OPERATION_NOT_INITIALIZED,
+        "context-specific login with nothing to authorize"
+    );
+}
