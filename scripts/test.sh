@@ -17,7 +17,7 @@ cd "$P11KMS_ROOT" || exit 1
 SOFTHSM=/usr/lib/softhsm/libsofthsm2.so
 
 p11kms_ensure pkcs11-tool=opensc softhsm=softhsm2 engine=libengine-pkcs11-openssl \
-    p11kitproxy=p11-kit-modules \
+    p11kitproxy=p11-kit-modules sqlite3=sqlite3 \
     ssh-keygen=openssh-client openssl=openssl nm=binutils cc=build-essential
 if ! command -v cargo >/dev/null 2>&1; then
     echo "error: cargo not found: install a Rust toolchain (https://rustup.rs)" >&2

@@ -3271,12 +3271,10 @@ fn c8_corrupted_store() {
     corrupted_store_parent(NAME, false);
 }
 
-/// A store truncated to zero bytes (a full disk, a bad copy) opens as a brand-new,
-/// uninitialized token: C_Initialize succeeds, C_Login says CKR_USER_PIN_NOT_INITIALIZED
-/// and nothing is written to stderr, so the 20 keys it held are silently gone and the
-/// next C_InitToken makes it final.
+/// A store truncated to zero bytes (a full disk, a bad copy) looks exactly like a new
+/// store, so it opens as an uninitialized token — but never in silence: stderr says the
+/// file is empty and may have been truncated, before C_InitToken makes the loss final.
 #[test]
-#[ignore = "BUG: a store truncated to 0 bytes silently opens as a new uninitialized token (no error, no stderr message)"]
 fn c8_store_truncated_to_zero() {
     const NAME: &str = "c8_store_truncated_to_zero";
     if in_child(NAME) {
@@ -3655,12 +3653,11 @@ fn c8_tampered_records_never_panic() {
     tampered("c8_tampered_records_never_panic", "main");
 }
 
-/// The stored attributes are not authenticated (only the secret blob is, bound to token
-/// and object uid): whoever can write the store file, without any PIN, can flip
-/// CKA_SENSITIVE/CKA_EXTRACTABLE of a key, and the next logged-in session reads CKA_VALUE
-/// or wraps the key out.
+/// Whoever can write the store file, without any PIN, may flip CKA_SENSITIVE and
+/// CKA_EXTRACTABLE of a key in its row: the next logged-in session must detect it (the
+/// wrapped secret seals a digest of the attributes) and neither read CKA_VALUE nor wrap
+/// the key out.
 #[test]
-#[ignore = "BUG: stored attributes are not integrity-protected: editing CKA_SENSITIVE/CKA_EXTRACTABLE in the store file makes a sensitive key readable (C_GetAttributeValue CKA_VALUE) and wrappable"]
 fn c8_tampered_sensitive_flag_leaks_key() {
     tampered(
         "c8_tampered_sensitive_flag_leaks_key",
@@ -3669,11 +3666,9 @@ fn c8_tampered_sensitive_flag_leaks_key() {
 }
 
 /// A public key object whose stored CKA_KEY_TYPE no longer matches its attributes (EC
-/// public key relabelled RSA, so no CKA_MODULUS): C_EncryptInit answers CKR_GENERAL_ERROR
-/// with no message (Object::material's `need`), instead of CKR_DEVICE_ERROR or
-/// CKR_KEY_TYPE_INCONSISTENT.
+/// public key relabelled RSA, so no CKA_MODULUS): C_EncryptInit must answer
+/// CKR_DEVICE_ERROR or CKR_KEY_TYPE_INCONSISTENT with a message, not CKR_GENERAL_ERROR.
 #[test]
-#[ignore = "BUG: a stored public key missing CKA_MODULUS makes C_EncryptInit return CKR_GENERAL_ERROR with no message"]
 fn c8_tampered_public_key_general_error() {
     tampered(
         "c8_tampered_public_key_general_error",
@@ -4388,11 +4383,10 @@ fn c2_bad_key_material_and_sizes() {
     }
 }
 
-/// CKA_PUBLIC_EXPONENT = 00 (the integer zero) is taken as "use the default" and a
-/// 65537 key is generated: a zero exponent is not a valid RSA exponent and should be
-/// CKR_ATTRIBUTE_VALUE_INVALID / CKR_TEMPLATE_INCONSISTENT like 3 or 2 are.
+/// CKA_PUBLIC_EXPONENT = 00 (the integer zero) is not a valid RSA exponent: it must be
+/// CKR_ATTRIBUTE_VALUE_INVALID / CKR_TEMPLATE_INCONSISTENT like 3 or 2, not silently
+/// replaced by 65537.
 #[test]
-#[ignore = "BUG: C_GenerateKeyPair RSA with CKA_PUBLIC_EXPONENT 00 (zero) succeeds, generating e=65537"]
 fn c2_rsa_exponent_zero_rejected() {
     let s = session();
     let h = s.handle();

@@ -86,8 +86,8 @@ impl KdfParams {
     /// Bounds on what a stored record may ask for, so a damaged store cannot make a
     /// login allocate gigabytes or spin for minutes.
     fn sane(&self) -> bool {
-        (8..=1 << 21).contains(&self.m_kib)
-            && (1..=64).contains(&self.t_cost)
+        (8..=1 << 18).contains(&self.m_kib)
+            && (1..=16).contains(&self.t_cost)
             && (1..=16).contains(&self.p_cost)
     }
 }

@@ -823,8 +823,10 @@ pub(super) fn verify_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn 
 /// `public_exponent` big-endian (65537, or empty for the default; others
 /// `CKR_TEMPLATE_INCONSISTENT`).
 pub fn generate_rsa(bits: u64, public_exponent: &[u8]) -> Result<KeyMaterial> {
+    // The caller passes the template's value (65537 when it has none): a zero or empty
+    // exponent is as wrong as any other value.
     let e = der::strip_zeros(public_exponent);
-    if !e.is_empty() && e != [0x01, 0x00, 0x01] {
+    if e != [0x01, 0x00, 0x01] {
         return Err(err(CKR_TEMPLATE_INCONSISTENT));
     }
     if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) || bits % 128 != 0 {

@@ -132,6 +132,9 @@ fn strip_zeros(v: &[u8]) -> Vec<u8> {
     v[i..].to_vec()
 }
 
+/// Format byte of a sealed secret: attribute digest, then the material.
+const SEALED_V1: u8 = 0x81;
+
 /// How a new object came to be (sets CKA_LOCAL, ALWAYS_SENSITIVE, …).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -454,6 +457,43 @@ impl Object {
         encode_attrs(&self.attrs)
     }
 
+    /// The plaintext to wrap for the store: the key material together with a digest of
+    /// every attribute, so that an attribute edited in the store file (CKA_SENSITIVE,
+    /// CKA_EXTRACTABLE, usage flags…) is detected when the secret is unwrapped.
+    pub fn seal_secret(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let Secret::Plain(m) = &self.secret else {
+            return Err(Error::general("seal_secret without plain material"));
+        };
+        let mut out = Zeroizing::new(vec![SEALED_V1]);
+        out.extend_from_slice(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.encode_attrs()).as_ref(),
+        );
+        out.extend_from_slice(&encode_material(m));
+        Ok(out)
+    }
+
+    /// Inverse of [`Object::seal_secret`], against the object's current attributes.
+    pub fn open_secret(&self, plain: &[u8]) -> Result<KeyMaterial> {
+        let tampered = || {
+            Error::device(format!("object {}: stored attributes do not match its key (store modified outside the module)", hex(&self.uid)))
+        };
+        let (&v, rest) = plain.split_first().ok_or_else(tampered)?;
+        if v != SEALED_V1 || rest.len() < 32 {
+            return Err(tampered());
+        }
+        let (digest, material) = rest.split_at(32);
+        let want = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.encode_attrs());
+        if aws_lc_rs::constant_time::verify_slices_are_equal(digest, want.as_ref()).is_err() {
+            return Err(tampered());
+        }
+        decode_material(material).ok_or_else(|| {
+            Error::device(format!(
+                "object {}: stored key material is corrupt",
+                hex(&self.uid)
+            ))
+        })
+    }
+
     /// A raw attribute value (no sensitivity rules: internal use).
     pub fn attr(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
         self.attrs.get(&ty).map(|v| v.as_slice())
@@ -585,7 +625,15 @@ impl Object {
 
     /// The key material if it is at hand (public keys: from the attributes).
     pub fn material(&self) -> Result<KeyMaterial> {
-        let need = |ty| self.attr(ty).ok_or(Error::from(CKR_GENERAL_ERROR));
+        // A public key missing its own parts can only come from a damaged store.
+        let need = |ty: CK_ATTRIBUTE_TYPE| {
+            self.attr(ty).ok_or_else(|| {
+                Error::device(format!(
+                    "object {}: stored public key lacks attribute 0x{ty:x}",
+                    hex(&self.uid)
+                ))
+            })
+        };
         match (&self.secret, self.class, self.key_type) {
             (Secret::Plain(m), _, _) => Ok(m.clone()),
             (Secret::Wrapped(_), _, _) => Err(CKR_USER_NOT_LOGGED_IN.into()),

@@ -129,6 +129,21 @@ impl Store {
     /// A file that is not an SQLite database, an SQLite database that is not a token
     /// store, or a store written by a newer p11kms is `CKR_TOKEN_NOT_RECOGNIZED`.
     pub fn open(path: &Path) -> Result<Store> {
+        // An existing empty file opens as a new, uninitialized token. That is also what a
+        // truncated store looks like: say so, so keys are never lost in silence.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            let wal = path.with_extension(format!(
+                "{}-wal",
+                path.extension().and_then(|e| e.to_str()).unwrap_or("")
+            ));
+            if !wal.exists() {
+                eprintln!(
+                    "p11kms: token store {} is an empty file: the token starts uninitialized; \
+                     if it held keys the file was truncated: restore it before C_InitToken",
+                    path.display()
+                );
+            }
+        }
         create_private_file(path)?;
         let not_recognized = |why: &str| {
             Error::msg(

@@ -3,9 +3,9 @@
 
 use crate::backend::local::{LocalBackend, MasterKey};
 use crate::config::TokenConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::mechanism::LocalKey;
-use crate::object::{self, Attr, Object, Secret};
+use crate::object::{Attr, Object, Secret};
 use crate::store::{Store, StoredObject};
 use cryptoki_sys::*;
 use parking_lot::{Mutex, RwLock};
@@ -300,10 +300,10 @@ impl Token {
         let secret = match &o.secret {
             Secret::None => None,
             Secret::Wrapped(b) => Some(b.clone()),
-            Secret::Plain(m) => Some(self.backend.wrap(
+            Secret::Plain(_) => Some(self.backend.wrap(
                 &*self.master()?,
                 &o.uid,
-                &object::encode_material(m),
+                &o.seal_secret()?,
             )?),
         };
         Ok(StoredObject {
@@ -353,6 +353,8 @@ impl Token {
     /// C_SetAttributeValue, persisted for token objects.
     pub fn set_attributes(&self, h: CK_OBJECT_HANDLE, t: &[Attr], rw: bool) -> Result<()> {
         let e = self.entry(h)?;
+        // The stored secret seals the attributes: changing them means re-wrapping it.
+        self.ensure_plain(&e)?;
         let mut o = e.obj.write();
         self.check_writable(&o, rw)?;
         let mut next = o.clone();
@@ -391,9 +393,7 @@ impl Token {
         let mut o = e.obj.write();
         if let Secret::Wrapped(blob) = &o.secret {
             let plain = self.backend.unwrap(&master, &o.uid, blob)?;
-            let m = object::decode_material(&plain)
-                .ok_or_else(|| Error::device("stored key material is corrupt"))?;
-            o.secret = Secret::Plain(m);
+            o.secret = Secret::Plain(o.open_secret(&plain)?);
         }
         Ok(())
     }
