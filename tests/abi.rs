@@ -282,6 +282,45 @@ fn get_interface_by_name_and_version() {
     );
 }
 
+/// Wrappers such as OpenSC's pkcs11-spy write into the CK_INTERFACE that C_GetInterface
+/// returns: the record must be in writable memory (a read-only one crashed the spy).
+#[test]
+fn interface_record_is_writable() {
+    p11kms_only!(); // needs C_GetInterface
+    type GetInterface = unsafe extern "C" fn(
+        CK_UTF8CHAR_PTR,
+        CK_VERSION_PTR,
+        CK_INTERFACE_PTR_PTR,
+        CK_FLAGS,
+    ) -> CK_RV;
+    let lib = &raw().lib;
+    let gi: libloading::Symbol<GetInterface> = unsafe { lib.get(b"C_GetInterface\0") }.unwrap();
+    for version in [
+        None,
+        Some(CK_VERSION {
+            major: 2,
+            minor: 40,
+        }),
+    ] {
+        let mut v = version;
+        let vp = v
+            .as_mut()
+            .map_or(std::ptr::null_mut(), |v| v as *mut CK_VERSION);
+        let mut iface: *mut CK_INTERFACE = std::ptr::null_mut();
+        assert_eq!(
+            unsafe { gi(std::ptr::null_mut(), vp, &mut iface, 0) },
+            CKR_OK
+        );
+        unsafe {
+            // Write back what is there (a crash here is the failure).
+            let flags = std::ptr::read_volatile(&(*iface).flags);
+            std::ptr::write_volatile(&mut (*iface).flags, flags);
+            let list = std::ptr::read_volatile(&(*iface).pFunctionList);
+            std::ptr::write_volatile(&mut (*iface).pFunctionList, list);
+        }
+    }
+}
+
 #[test]
 fn unimplemented_30_function_is_not_supported() {
     p11kms_only!(); // needs the 3.0 list

@@ -78,12 +78,16 @@ static TABLES: Tables = Tables {
 
 static NAME: &[u8] = b"PKCS 11\0";
 
-struct Interfaces([CK_INTERFACE; 2]);
+/// The interface records live in writable memory: some wrappers (OpenSC's pkcs11-spy)
+/// write into the CK_INTERFACE that C_GetInterface hands out, and a record in read-only
+/// memory makes them crash. We never write them ourselves, only hand out pointers.
+struct Interfaces(std::cell::UnsafeCell<[CK_INTERFACE; 2]>);
 
-// SAFETY: as above, the interface records point at immutable statics.
+// SAFETY: the module never writes the records; what a caller writes through the pointer
+// it was given is the caller's business, as with any C module's static data.
 unsafe impl Sync for Interfaces {}
 
-static INTERFACES: Interfaces = Interfaces([
+static INTERFACES: Interfaces = Interfaces(std::cell::UnsafeCell::new([
     CK_INTERFACE {
         pInterfaceName: NAME.as_ptr() as *mut CK_UTF8CHAR,
         pFunctionList: &TABLES.v30 as *const CK_FUNCTION_LIST_3_0 as *mut c_void,
@@ -94,7 +98,13 @@ static INTERFACES: Interfaces = Interfaces([
         pFunctionList: &TABLES.v240 as *const CK_FUNCTION_LIST as *mut c_void,
         flags: 0,
     },
-]);
+]));
+
+/// One interface record, by index (0: 3.0, 1: 2.40).
+fn record(i: usize) -> *mut CK_INTERFACE {
+    // SAFETY: i < 2 at every call site; the pointer stays valid for the process.
+    unsafe { (INTERFACES.0.get() as *mut CK_INTERFACE).add(i) }
+}
 
 /// C_GetFunctionList's answer.
 pub(super) fn function_list_240() -> CK_FUNCTION_LIST_PTR {
@@ -103,7 +113,8 @@ pub(super) fn function_list_240() -> CK_FUNCTION_LIST_PTR {
 
 /// C_GetInterfaceList's answer: 3.0 first (the default), then 2.40.
 pub(super) fn interfaces() -> [CK_INTERFACE; 2] {
-    [copy(&INTERFACES.0[0]), copy(&INTERFACES.0[1])]
+    // SAFETY: reading our own records; see `Interfaces`.
+    unsafe { [copy(&*record(0)), copy(&*record(1))] }
 }
 
 fn copy(i: &CK_INTERFACE) -> CK_INTERFACE {
@@ -123,10 +134,9 @@ pub(super) fn interface(
     if name.is_some_and(|n| n != "PKCS 11") || flags != 0 {
         return None;
     }
-    let i = match version.map(|v| (v.major, v.minor)) {
-        None | Some((3, 0)) => &INTERFACES.0[0],
-        Some((2, 40)) => &INTERFACES.0[1],
-        _ => return None,
-    };
-    Some(i as *const CK_INTERFACE as CK_INTERFACE_PTR)
+    match version.map(|v| (v.major, v.minor)) {
+        None | Some((3, 0)) => Some(record(0)),
+        Some((2, 40)) => Some(record(1)),
+        _ => None,
+    }
 }
