@@ -156,6 +156,10 @@ cmd_start() {
 
     mkdir -p "$STATE"
     rm -f "$PIDFILE"
+    # One log per run, so that the tail shown on failure is this run's; keep the last.
+    if [[ -e "$LOGFILE" ]]; then
+        mv -f "$LOGFILE" "$LOGFILE.1"
+    fi
     start="$(now)"
     echo "==> starting LocalStack KMS on $ENDPOINT (state $STATE, log $LOGFILE)"
     # Its own session and process group, so that stop can end the whole group; the
@@ -175,7 +179,7 @@ cmd_start() {
             GATEWAY_SERVER=hypercorn \
             setsid sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$PIDFILE" \
             "$VENV/bin/python" -m localstack.runtime.main
-    ) </dev/null >>"$LOGFILE" 2>&1 &
+    ) </dev/null >"$LOGFILE" 2>&1 &
 
     local started=$SECONDS deadline=$((SECONDS + HEALTH_TIMEOUT))
     while ((SECONDS < deadline)); do
@@ -213,12 +217,18 @@ cmd_stop() {
     fi
     echo "==> stopping LocalStack (process group $pid)"
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 1; i <= 50; i++)); do
         kill -0 -- "-$pid" 2>/dev/null || break
+        # LocalStack's hypercorn shutdown stops its asyncio loop from another thread
+        # without waking it, so now and then the loop sleeps in select() for good
+        # after SIGTERM; any connection wakes it and it exits.
+        if ((i % 5 == 0)); then
+            curl -s -o /dev/null --max-time 1 "$ENDPOINT/_localstack/health" 2>/dev/null || true
+        fi
         sleep 0.2
     done
     if kill -0 -- "-$pid" 2>/dev/null; then
-        echo "==> still running after 20 s: SIGKILL"
+        echo "==> still running after 10 s: SIGKILL"
         kill -KILL -- "-$pid" 2>/dev/null || true
         sleep 0.5
     fi
@@ -235,8 +245,7 @@ cmd_status() {
     fi
     if healthy; then
         echo "LocalStack: running (pid $pid, RSS $(rss_kib "$pid") KiB), kms healthy at $ENDPOINT"
-        curl -fsS --max-time 2 "$ENDPOINT/_localstack/health"
-        echo
+        echo "log: $LOGFILE"
         return 0
     fi
     echo "LocalStack: running (pid $pid) but kms not healthy at $ENDPOINT; log: $LOGFILE"
