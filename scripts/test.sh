@@ -92,6 +92,7 @@ stage "exported symbols (nm -D)" check_symbols "$P11KMS_MODULE"
 stage "cargo test --release" cargo test --release
 stage "demo.sh against the module" env P11KMS_DEMO_STRICT=1 scripts/demo.sh
 stage "pkcs11-tool --test, --test-ec, --test-fork, --test-threads" scripts/pkcs11-tool-tests.sh
+stage "interop rows (scripts/interop/)" scripts/interop/run-all.sh
 stage "demo.sh against SoftHSM (tool reference)" env P11KMS_MODULE="$SOFTHSM" scripts/demo.sh
 
 summary
