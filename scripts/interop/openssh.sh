@@ -63,6 +63,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 export P11KMS_CONF="$TMP/p11kms.conf"
 cat >"$P11KMS_CONF" <<EOF
