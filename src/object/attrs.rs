@@ -229,7 +229,12 @@ pub static RULES: &[Rule] = &[
         TokenOnly,
     ),
     r(CKA_ALLOWED_MECHANISMS, MechList, KEYS, Any, D::Empty, Fixed),
-    // Public keys (§4.8).
+    // Public keys (§4.8). Usage defaults are the token's choice: EC keys neither
+    // encrypt nor wrap here (no such mechanism), so those default to false for them.
+    r(CKA_ENCRYPT, Bool, PUBLIC, Ec, D::Bool(false), Free),
+    r(CKA_WRAP, Bool, PUBLIC, Ec, D::Bool(false), Free),
+    r(CKA_DECRYPT, Bool, PRIVATE, Ec, D::Bool(false), Free),
+    r(CKA_UNWRAP, Bool, PRIVATE, Ec, D::Bool(false), Free),
     r(CKA_SUBJECT, Bytes, PUBLIC | PRIVATE, Any, D::Empty, Free),
     r(CKA_ENCRYPT, Bool, PUBLIC | SECRET, Any, D::Bool(true), Free),
     r(CKA_VERIFY, Bool, PUBLIC | SECRET, Any, D::Bool(true), Free),
@@ -443,6 +448,28 @@ mod tests {
         assert!(rule(CKA_VALUE, PRIVATE, Some(CKK_EC)).unwrap().sensitive);
         assert!(rule(CKA_VALUE, PRIVATE, Some(CKK_RSA)).is_none());
         assert!(rule(CKA_MODULUS, PUBLIC, Some(CKK_EC)).is_none());
+    }
+
+    #[test]
+    fn ec_keys_default_to_no_encryption() {
+        assert_eq!(
+            rule(CKA_ENCRYPT, PUBLIC, Some(CKK_EC)).unwrap().default,
+            D::Bool(false)
+        );
+        assert_eq!(
+            rule(CKA_DECRYPT, PRIVATE, Some(CKK_EC)).unwrap().default,
+            D::Bool(false)
+        );
+        assert_eq!(
+            rule(CKA_ENCRYPT, PUBLIC, Some(CKK_RSA)).unwrap().default,
+            D::Bool(true)
+        );
+        let rs = rules_for(PUBLIC, Some(CKK_EC));
+        assert_eq!(rs.iter().filter(|r| r.ty == CKA_WRAP).count(), 1);
+        assert_eq!(
+            rs.iter().find(|r| r.ty == CKA_WRAP).unwrap().default,
+            D::Bool(false)
+        );
     }
 
     #[test]
