@@ -58,6 +58,10 @@ if [[ "$(id -u)" -eq 0 ]]; then
     chown "$TUSER" "$TMP"
 fi
 chmod 0755 "$TMP"
+if ! "${AS[@]}" test -w "$TMP"; then
+    echo "error: $TUSER cannot write $TMP (set TMPDIR to a directory it can reach)" >&2
+    exit 1
+fi
 export HOME="$TMP/home" XDG_CONFIG_HOME="$TMP/home/.config"
 "${AS[@]}" mkdir -p "$XDG_CONFIG_HOME"
 # The module must be readable by that user: use a copy when it is not (a build
