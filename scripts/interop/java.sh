@@ -225,6 +225,19 @@ aes_key_on_token() {
     grep -Eq '^ +label: +aes1$' "$TMP/out" || fail "no secret key labelled aes1"
 }
 
+# keytool -delete removes the entry's objects (C_DestroyObject); pkcs11-tool agrees.
+keytool_delete() {
+    run keytool -delete "${KS[@]}" -alias aes1
+    run keytool -list "${KS[@]}"
+    if grep -q "^aes1," "$TMP/out"; then
+        fail "keytool still lists aes1"
+    fi
+    p11 --login --pin "$PIN" --list-objects --type secrkey
+    if grep -Eq '^ +label: +aes1$' "$TMP/out"; then
+        fail "the secret key aes1 is still on the token"
+    fi
+}
+
 # ---- run --------------------------------------------------------------------
 
 echo "interop $ROW: module $MODULE, token dir $TMP"
@@ -248,6 +261,7 @@ step "P11Check: RSA 2048 KeyPairGenerator on the token" p11check rsagen
 step "P11Check: AES-256 token key (KeyStore.setEntry), GCM on the token" p11check aes
 step "pkcs11-tool: the AES token key aes1 is on the token" aes_key_on_token
 step "P11Check: AES-GCM and AES-CBC-PAD on the token against SunJCE" p11check aesx
+step "keytool -delete aes1; gone for keytool and pkcs11-tool" keytool_delete
 
 if [[ ${#FAILED[@]} -eq 0 ]]; then
     echo "interop $ROW: $PASSED passed, 0 failed"

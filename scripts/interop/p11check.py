@@ -28,6 +28,10 @@ run and of later runs (other processes) share them. CHECK is one of:
     aescbc    CKM_AES_CBC_PAD on "py-aes-x", single- and multi-part, both ways
     aesimport C_CreateObject of an AES key with a known value (session object);
               GCM and CBC-PAD ciphertexts equal cryptography's
+    verify    cryptography's EC and RSA public keys imported (C_CreateObject): the
+              token verifies cryptography's ECDSA, PKCS#1 and PSS signatures and
+              rejects wrong ones (CKR_SIGNATURE_INVALID); OAEP encrypt on the token,
+              cryptography decrypts
 
 Prints "    check NAME: ok" or "    check NAME: FAILED: why"; exits 1 if any check
 failed, 2 on bad usage.
@@ -401,8 +405,63 @@ class Token:
         return "imported session key: GCM and CBC-PAD equal cryptography's"
 
 
+    # ---- the other direction: cryptography's keys imported as public keys ----
+
+    def verify(self):
+        """C_Verify and C_Encrypt on public keys imported with C_CreateObject."""
+        eck = ec.generate_private_key(ec.SECP256R1())
+        point = eck.public_key().public_bytes(serialization.Encoding.X962,
+                                              serialization.PublicFormat.UncompressedPoint)
+        ecpub = self.s.createObject([
+            (LL.CKA_CLASS, LL.CKO_PUBLIC_KEY), (LL.CKA_KEY_TYPE, LL.CKK_EC),
+            (LL.CKA_TOKEN, False), (LL.CKA_VERIFY, True),
+            (LL.CKA_EC_PARAMS, P256_OID), (LL.CKA_EC_POINT, b"\x04" + bytes([len(point)]) + point),
+        ])
+        rk = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        nums = rk.public_key().public_numbers()
+        rsapub = self.s.createObject([
+            (LL.CKA_CLASS, LL.CKO_PUBLIC_KEY), (LL.CKA_KEY_TYPE, LL.CKK_RSA),
+            (LL.CKA_TOKEN, False), (LL.CKA_VERIFY, True), (LL.CKA_ENCRYPT, True),
+            (LL.CKA_MODULUS, nums.n.to_bytes(256, "big")),
+            (LL.CKA_PUBLIC_EXPONENT, nums.e.to_bytes(3, "big")),
+        ])
+        try:
+            r, s_ = utils.decode_dss_signature(eck.sign(DATA, ec.ECDSA(hashes.SHA256())))
+            cases = [
+                ("CKM_ECDSA_SHA256", ecpub, PyKCS11.Mechanism(LL.CKM_ECDSA_SHA256, None),
+                 r.to_bytes(32, "big") + s_.to_bytes(32, "big")),
+                ("CKM_SHA256_RSA_PKCS", rsapub, PyKCS11.Mechanism(LL.CKM_SHA256_RSA_PKCS, None),
+                 rk.sign(DATA, padding.PKCS1v15(), hashes.SHA256())),
+                ("CKM_SHA256_RSA_PKCS_PSS", rsapub,
+                 PyKCS11.RSA_PSS_Mechanism(LL.CKM_SHA256_RSA_PKCS_PSS, LL.CKM_SHA256,
+                                           LL.CKG_MGF1_SHA256, 32),
+                 rk.sign(DATA, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                         hashes.SHA256())),
+            ]
+            for name, key, mech, sig in cases:
+                check(self.s.verify(key, DATA, sig, mech),
+                      f"{name}: the token rejects cryptography's signature")
+                # PyKCS11's verify is False for CKR_SIGNATURE_INVALID and raises otherwise.
+                try:
+                    ok = self.s.verify(key, DATA + b"!", sig, mech)
+                except PyKCS11.PyKCS11Error as e:
+                    raise CheckFailed(f"{name}: a wrong signature gave {e},"
+                                      " expected CKR_SIGNATURE_INVALID")
+                check(ok is False, f"{name}: the token verified a signature for other data")
+            ct = b(self.s.encrypt(rsapub, DATA,
+                                  PyKCS11.RSAOAEPMechanism(LL.CKM_SHA256, LL.CKG_MGF1_SHA256)))
+            pt = rk.decrypt(ct, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
+                                             algorithm=hashes.SHA256(), label=None))
+            check(pt == DATA, "OAEP: cryptography's plaintext of the token's ciphertext differs")
+        finally:
+            self.s.destroyObject(ecpub)
+            self.s.destroyObject(rsapub)
+        return ("ECDSA, PKCS#1 and PSS signatures verified on the token, wrong ones"
+                " CKR_SIGNATURE_INVALID; OAEP encrypt decrypted by cryptography")
+
+
 CHECKS = ["genec", "genrsa", "genaes", "pubkeys", "ecdsa", "rsa", "pss", "oaep",
-          "aesgcm", "aescbc", "aesimport"]
+          "aesgcm", "aescbc", "aesimport", "verify"]
 
 
 def main():

@@ -130,6 +130,8 @@ venv_ok() {
 # A cached virtualenv with PyKCS11 and cryptography; PyKCS11 builds from source
 # (swig, a C compiler) only where PyPI has no wheel for this Python.
 make_venv() {
+    # Downloads, and maybe a build: more time than one token operation needs.
+    TIMEOUT=$((TIMEOUT > 600 ? TIMEOUT : 600))
     if venv_ok; then
         echo "    using $VENV"
     else
@@ -218,6 +220,7 @@ step "PyKCS11: RSA-OAEP decrypt of cryptography's ciphertext" p11check oaep
 step "PyKCS11: AES-GCM on the token against cryptography" p11check aesgcm
 step "PyKCS11: AES-CBC-PAD on the token against cryptography" p11check aescbc
 step "PyKCS11: imported AES key, GCM and CBC-PAD against cryptography" p11check aesimport
+step "PyKCS11: verify and encrypt on the token with cryptography's public keys" p11check verify
 
 if [[ ${#FAILED[@]} -eq 0 ]]; then
     echo "interop $ROW: $PASSED passed, 0 failed"
