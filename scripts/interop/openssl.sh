@@ -297,7 +297,7 @@ start_server() {
             </dev/null >"$name.out" 2>"$name.err" &
         SPID=$!
         echo "$SPID" >>"$PIDS"
-        for i in $(seq 1 100); do
+        for i in $(seq 1 300); do
             if grep -q '^ACCEPT' "$name.out"; then
                 echo "    s_server $name listening on 127.0.0.1:$PORT (pid $SPID)"
                 return 0
@@ -319,7 +319,7 @@ start_server() {
 # with no crash.
 stop_server() {
     local rc=0 i
-    for i in $(seq 1 100); do
+    for i in $(seq 1 300); do
         kill -0 "$SPID" 2>/dev/null || break
         sleep 0.1
     done
