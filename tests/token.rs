@@ -22,6 +22,10 @@ const TOKENS: &[TokenSpec] = &[
         label: "lockout",
         max_pin_attempts: Some(3),
     },
+    TokenSpec {
+        label: "unblock",
+        max_pin_attempts: Some(2),
+    },
     tok("lockdefault"),
     tok("lockreset"),
     tok("pinlen-login"),
@@ -303,6 +307,39 @@ fn lockout_flags_sequence() {
     assert_eq!(flags(slot) & CKF_USER_PIN_LOCKED, 0);
     s.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
     assert_eq!(flags(slot) & lock_bits, 0);
+}
+
+/// On a locked user PIN, C_SetPIN in a public session takes the old PIN as an unblock
+/// code checked as the SO PIN (OpenSC's `--unlock-pin --puk`); on an unlocked one it
+/// stays the user's own PIN change.
+#[test]
+fn set_pin_with_so_pin_unblocks_a_locked_user_pin() {
+    p11kms_only!(); // an extension for OpenSC's --unlock-pin; needs the retry counter
+    let e = env();
+    let slot = e.user_token("unblock");
+    let s = e.ctx.open_rw_session(slot).unwrap();
+    // Not locked: the SO PIN is not the user's old PIN.
+    assert_eq!(
+        rv_err(s.set_pin(&pin(SO_PIN), &pin("new-user-pin"))),
+        RvError::PinIncorrect
+    );
+    while flags(slot) & CKF_USER_PIN_LOCKED == 0 {
+        let _ = s.login(UserType::User, Some(&pin("bad-pin")));
+    }
+    // Locked: a wrong unblock code counts against the SO, the right one resets the PIN.
+    assert_eq!(
+        rv_err(s.set_pin(&pin("not-the-so-pin"), &pin("new-user-pin"))),
+        RvError::PinIncorrect
+    );
+    assert_ne!(
+        flags(slot) & CKF_SO_PIN_COUNT_LOW,
+        0,
+        "a wrong unblock code is an SO failure"
+    );
+    s.set_pin(&pin(SO_PIN), &pin("new-user-pin")).unwrap();
+    assert_eq!(flags(slot) & CKF_USER_PIN_LOCKED, 0);
+    s.login(UserType::User, Some(&pin("new-user-pin"))).unwrap();
+    s.logout().unwrap();
 }
 
 #[test]

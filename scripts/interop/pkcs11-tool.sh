@@ -34,6 +34,7 @@ SO_PIN="87654321"
 PIN="123456"
 NEW_PIN="246810"
 RESET_PIN="135791"
+UNLOCK_PIN="246802"
 TOKEN="interop"
 T=60 # seconds any one tool run may take
 
@@ -283,15 +284,26 @@ s_lockout() {
 step "lockout: wrong user PINs until -L shows 'user PIN locked'; right PIN refused too" s_lockout
 
 s_unlock_puk() {
-    # OpenSC 0.23's --unlock-pin: with --login it wants --login-type context-specific
-    # (a card PUK, CKU_CONTEXT_SPECIFIC), without --login it calls C_SetPIN(PUK, new).
-    # Neither is PKCS#11's way for an SO to reset a user PIN, so it must not unlock.
-    if p11q --unlock-pin --puk "$SO_PIN" --new-pin "$RESET_PIN" >unlock.txt 2>&1; then
-        fail "--unlock-pin with the SO PIN as PUK changed a locked PIN: $(cat unlock.txt)"
+    # OpenSC's --unlock-pin without --login calls C_SetPIN(PUK, new) in a public
+    # session; on a locked user PIN p11kms takes the SO PIN as that unblock code.
+    if p11q --unlock-pin --puk "wrong-so-pin" --new-pin "$UNLOCK_PIN" >unlock-bad.txt 2>&1; then
+        fail "--unlock-pin with a wrong SO PIN unlocked: $(cat unlock-bad.txt)"
     fi
+    grep -q CKR_PIN_INCORRECT unlock-bad.txt || fail "wrong unblock code did not say CKR_PIN_INCORRECT: $(cat unlock-bad.txt)"
+    p11t --unlock-pin --puk "$SO_PIN" --new-pin "$UNLOCK_PIN" >unlock.txt 2>&1 || fail "--unlock-pin with the SO PIN failed: $(cat unlock.txt)"
     sed 's/^/    /' unlock.txt
+    p11q -L >slots.txt
+    grep -q 'user PIN locked' slots.txt && fail "-L still shows 'user PIN locked'"
+    p11q --login --pin "$UNLOCK_PIN" -O >/dev/null || fail "the unlocked PIN does not log in"
+    # Lock it again for the next step (the SO's own reset path).
+    for _ in $(seq 1 30); do
+        p11q --login --pin "bad-pin-0000" -O >/dev/null 2>&1 || true
+        p11q -L >slots.txt
+        grep -q 'user PIN locked' slots.txt && break
+    done
+    grep -q 'user PIN locked' slots.txt || fail "could not lock the user PIN again"
 }
-step "--unlock-pin (OpenSC PUK style) does not unlock: this module has no PUK" s_unlock_puk
+step "--unlock-pin --puk <SO PIN> resets a locked user PIN (wrong code refused)" s_unlock_puk
 
 s_unlock_so() {
     p11t --login --login-type so --so-pin "$SO_PIN" --init-pin --pin "$RESET_PIN"

@@ -256,9 +256,21 @@ impl Token {
     }
 
     /// C_SetPIN: for the logged-in role, or the user when nobody is logged in.
+    ///
+    /// One extension, for a *locked* user PIN in a public session: the old PIN is then
+    /// taken as an unblock code and checked as the SO PIN (failures count against the
+    /// SO), and on success the user PIN is reset to `new` — what OpenSC's
+    /// `pkcs11-tool --unlock-pin --puk <SO PIN>` and smart cards' PUKs do. It grants
+    /// nothing the SO could not do with C_Login + C_InitPIN.
     pub fn set_pin(&self, old: &[u8], new: &[u8]) -> Result<()> {
-        let user = self.logged_in().unwrap_or(CKU_USER);
-        self.backend.set_pin(user, old, new)
+        match self.logged_in() {
+            Some(user) => self.backend.set_pin(user, old, new),
+            None if self.backend.token_flags()? & CKF_USER_PIN_LOCKED != 0 => {
+                let master = self.backend.login(CKU_SO, old)?;
+                self.backend.init_pin(&master, new)
+            }
+            None => self.backend.set_pin(CKU_USER, old, new),
+        }
     }
 
     // ---- objects -----------------------------------------------------------------
