@@ -58,6 +58,7 @@ else
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/p11kms-cryptoki-suite.XXXXXX")"
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
     if [[ "${CRYPTOKI_SUITE_KEEP:-0}" == 1 ]]; then
         echo "kept $WORK"
@@ -189,8 +190,10 @@ echo
 # Failure details: each failed test's panic message, without backtraces.
 if grep -q '^---- ' "$WORK/run.log"; then
     echo "==> failures"
-    awk '/^---- /{p=1} /^(failures:|stack backtrace:|note: )/{p=0} p && NF' "$WORK/run.log" |
-        sed 's/^/    /'
+    # At most 20 lines per test (the Wycheproof tests print one line per vector).
+    awk '/^---- /{p=1; n=0} /^(failures:|stack backtrace:|note: )/{p=0}
+         p && NF && n++ < 20 {print "    " $0}
+         p && NF && n == 21 {print "    ... (more in the full log)"}' "$WORK/run.log"
     echo
 fi
 
@@ -198,13 +201,16 @@ fi
 read -r passed failed ignored filtered < <(grep -E '^test result:' "$WORK/run.log" |
     sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed; ([0-9]+) ignored; [0-9]+ measured; ([0-9]+) filtered out.*/\1 \2 \3 \4/' |
     awk '{p+=$1; f+=$2; i+=$3; s+=$4} END {print p+0, f+0, i+0, s+0}')
-crashed="$(grep -oE 'process didn.t exit successfully: `[^ `]*/deps/[a-z_]+' "$WORK/run.log" |
-    sed -E 's/.*deps\///' | sort -u | tr '\n' ' ')"
+# A test binary that dies (a signal, an abort) prints no "test result" line; cargo
+# reports it as: process didn't exit successfully: `.../deps/NAME-HASH ...` (signal: ...).
+# shellcheck disable=SC2016 # the backquote is cargo's, not a command substitution
+crashed="$(sed -nE 's/.*process didn.t exit successfully: `[^ `]*\/deps\/([a-z_]+)-[0-9a-f]+ .*\((.*)\)$/\1 (\2)/p' \
+    "$WORK/run.log" | sort -u)"
 binaries="$(grep -c '^     Running ' "$WORK/run.log")"
 results="$(grep -c '^test result:' "$WORK/run.log")"
 
 echo "==> summary: cryptoki $CRATE_VERSION tests against $MODULE ($((SECONDS - T0)) s)"
-echo "    $passed passed, $failed failed, $ignored ignored (#[ignore] upstream), ${#SKIPS[@]} skipped (skip list)"
+echo "    $passed passed, $failed failed, $ignored ignored (#[ignore] upstream), $filtered skipped (skip list: ${#SKIPS[@]} entries)"
 if [[ ${#SKIPS[@]} -gt 0 ]]; then
     for name in "${SKIPS[@]}"; do
         printf '    skip %s: %s\n' "$name" "${REASON[$name]}"
@@ -216,9 +222,13 @@ if [[ $rc -eq 124 ]]; then
     status=1
 fi
 if [[ "$results" -lt "$binaries" ]]; then
-    # A test binary that dies (a signal, an abort) prints no "test result" line.
-    echo "    CRASHED: $((binaries - results)) test binar(y|ies) died before finishing: ${crashed:-?}"
-    grep -E 'signal: [0-9]+' "$WORK/run.log" | sed 's/^/      /' | sort -u
+    echo "    CRASHED: $((binaries - results)) of $binaries test binaries died before finishing:"
+    while IFS= read -r line; do
+        echo "      $line"
+    done <<<"${crashed:-?}"
+    # The test running when it died is the last "test NAME ... " line without a result.
+    grep -E '^test [a-z0-9_]+ \.\.\. (error: |$)' "$WORK/run.log" |
+        sed -E 's/^test ([a-z0-9_]+) .*/      during: \1/' | sort -u
     status=1
 fi
 if [[ $failed -ne 0 || $rc -ne 0 ]]; then
