@@ -4,5 +4,10 @@
 // keeps everything but the #[no_mangle] C_* entry points out of the dynamic table.
 fn main() {
     println!("cargo:rustc-cdylib-link-arg=-Wl,-Bsymbolic");
+    // Never unmap the module (-z nodelete): aws-lc registers per-thread destructors in
+    // it, and a host that dlclose()s us while its threads live on (p11-kit, NSS, the
+    // cryptoki crate's tests) would crash when those threads exit. The cost: state left
+    // by a host that unloads without C_Finalize survives a reload.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
     println!("cargo:rerun-if-changed=build.rs");
 }
