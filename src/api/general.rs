@@ -19,7 +19,7 @@ pub fn initialize(reserved: Option<String>) -> Result<()> {
     {
         let mut m = MODULE.write();
         if let Some(old) = m.as_ref() {
-            if old.pid == pid {
+            if old.pid == pid && old.is_this_process() {
                 return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED.into());
             }
             // Inherited across fork(): the parent's state (SQLite connections among it)
@@ -50,6 +50,7 @@ pub fn initialize(reserved: Option<String>) -> Result<()> {
     }
     *MODULE.write() = Some(Arc::new(Module {
         pid,
+        generation: super::fork_generation(),
         tokens,
         sessions: Default::default(),
         next_session: AtomicU64::new(1),
@@ -62,7 +63,7 @@ pub fn finalize() -> Result<()> {
     let _g = INIT.lock();
     let mut m = MODULE.write();
     match m.as_ref() {
-        Some(old) if old.pid == std::process::id() => {
+        Some(old) if old.pid == std::process::id() && old.is_this_process() => {
             *m = None;
             Ok(())
         }

@@ -21,10 +21,44 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Bumped in the child of every fork() (a pthread_atfork handler that `ffi/` installs),
+/// so telling "this process initialized" costs one atomic load per call, not a getpid()
+/// system call. The pid is kept too, for the slow path in C_Initialize.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Called in the child after fork() (async-signal-safe: one atomic add).
+pub fn note_fork() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Whether the fork handler is installed; without it every call checks the pid.
+static FORKS_WATCHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `ffi/` says the handler is in place.
+pub fn forks_watched() {
+    FORKS_WATCHED.store(true, Ordering::Release);
+}
+
+fn fork_generation() -> u64 {
+    FORK_GENERATION.load(Ordering::Relaxed)
+}
+
+impl Module {
+    fn is_this_process(&self) -> bool {
+        if FORKS_WATCHED.load(Ordering::Acquire) {
+            self.generation == fork_generation()
+        } else {
+            self.pid == std::process::id()
+        }
+    }
+}
+
 /// The library's state between C_Initialize and C_Finalize.
 pub struct Module {
     /// The process that initialized: after fork() the child must initialize anew.
     pid: u32,
+    /// The fork generation at C_Initialize (see `FORK_GENERATION`).
+    generation: u64,
     pub tokens: Vec<Arc<Token>>,
     sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<SessionSlot>>>,
     next_session: AtomicU64,
@@ -35,7 +69,7 @@ static MODULE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
 /// The initialized module of this process, or `CKR_CRYPTOKI_NOT_INITIALIZED`.
 pub fn module() -> Result<Arc<Module>> {
     match MODULE.read().as_ref() {
-        Some(m) if m.pid == std::process::id() => Ok(m.clone()),
+        Some(m) if m.is_this_process() => Ok(m.clone()),
         _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED.into()),
     }
 }

@@ -29,6 +29,7 @@ entry! {
             }
             reserved = c_string(a.pReserved);
         }
+        super::watch_forks();
         api::general::initialize(reserved)
     }
 }

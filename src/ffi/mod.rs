@@ -262,6 +262,27 @@ pub(crate) unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
     })
 }
 
+extern "C" fn forked_child() {
+    crate::api::note_fork();
+}
+
+/// Install (once per process) the fork handler the api layer's process check relies on.
+pub(crate) fn watch_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a handler that only does an atomic add in the child.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+        if rc == 0 {
+            crate::api::forks_watched();
+        } else {
+            crate::log_at!(
+                Warn,
+                "pthread_atfork failed ({rc}): checking the pid on every call"
+            );
+        }
+    });
+}
+
 /// Copy a C string (pReserved of C_Initialize) if it is valid UTF-8.
 pub(crate) unsafe fn c_string(p: *const c_void) -> Option<String> {
     if p.is_null() {
