@@ -88,8 +88,23 @@ fi
 export P11KMS_MODULE="${P11KMS_MODULE:-$(p11kms_default_module)}"
 echo "test.sh: module under test: $P11KMS_MODULE"
 
+# The AWS KMS emulator for tests/aws.rs: LocalStack on 127.0.0.1, stopped on exit.
+# Its environment (AWS_ENDPOINT_URL, test credentials, region) is what tells
+# tests/aws.rs to run rather than print "skipped: no emulator".
+localstack_up() {
+    scripts/localstack.sh install && scripts/localstack.sh start || return 1
+    eval "$(scripts/localstack.sh env)"
+}
+trap 'scripts/localstack.sh stop >/dev/null 2>&1 || true' EXIT
+if stage "LocalStack KMS emulator (scripts/localstack.sh)" localstack_up; then
+    eval "$(scripts/localstack.sh env)"
+    export AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION
+fi
+
 stage "exported symbols (nm -D)" check_symbols "$P11KMS_MODULE"
 stage "cargo test --release" cargo test --release
+stage "cargo test --release --features aws (AWS KMS backend, LocalStack)" \
+    cargo test --release --features aws
 stage "demo.sh against the module" env P11KMS_DEMO_STRICT=1 scripts/demo.sh
 stage "pkcs11-tool --test, --test-ec, --test-fork, --test-threads" scripts/pkcs11-tool-tests.sh
 stage "interop rows (scripts/interop/)" scripts/interop/run-all.sh

@@ -663,3 +663,65 @@ fn disabled_key_is_key_function_not_permitted() {
     assert_eq!(rv, cryptoki::error::RvError::KeyFunctionNotPermitted);
     boto(&format!("k.enable_key(KeyId='{arn}')"));
 }
+
+/// Latency of one ECDSA P-256 sign through the module against the same KMS Sign made
+/// directly with aws-sdk-kms, in the same run (medians of 30).
+#[test]
+fn sign_latency_module_vs_sdk() {
+    need_emulator!();
+    let s = session();
+    let (_, sh) = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        "latency",
+        &[0x1a],
+        vec![Attribute::EcParams(hex("06082a8648ce3d030107"))],
+        vec![],
+    );
+    let arn = arn_of(&s, sh);
+    let digest = sha("sha256", b"latency");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt.block_on(async {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
+        aws_sdk_kms::Client::new(&conf)
+    });
+    let direct = || {
+        rt.block_on(
+            client
+                .sign()
+                .key_id(&arn)
+                .message(aws_sdk_kms::primitives::Blob::new(digest.clone()))
+                .message_type(aws_sdk_kms::types::MessageType::Digest)
+                .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::EcdsaSha256)
+                .send(),
+        )
+        .unwrap();
+    };
+    let median = |f: &mut dyn FnMut()| {
+        f(); // warm-up (connection)
+        let mut v: Vec<u128> = (0..30)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed().as_micros()
+            })
+            .collect();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let sdk = median(&mut || direct());
+    let module = median(&mut || {
+        s.sign(&Mechanism::Ecdsa, sh, &digest).unwrap();
+    });
+    println!(
+        "sign latency (median of 30): module {module} us, aws-sdk-kms direct {sdk} us, ratio {:.2}",
+        module as f64 / sdk as f64
+    );
+}
