@@ -85,7 +85,14 @@ static ENV: OnceLock<Aws> = OnceLock::new();
 fn aws() -> &'static Aws {
     ENV.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
-        let run = format!("{:x}", std::process::id() as u64 * 7919 + dir.as_os_str().len() as u64);
+        // Unique per run (the temp dir's random name): KMS state outlives the run.
+        let run: String = dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
         let prefix = format!("alias/p11kms-test/{run}/");
         let kek_alias = format!("alias/p11kms-test-kek-{run}");
         boto(&format!(
