@@ -9,8 +9,7 @@
  * which pkcs11-tool probes, are 0xCF5343xx, "OSC"). Values inside the block
  * are assigned here, and only here, as features need them.
  *
- * No vendor-defined attribute exists yet: the module implements standard
- * PKCS#11 2.40 / 3.0 only, and answers any attribute in this block with
+ * Values of the block not assigned below are answered with
  * CKR_ATTRIBUTE_TYPE_INVALID.
  */
 #ifndef P11KMS_H
@@ -25,6 +24,14 @@ extern "C" {
 
 /* Block size: values CKA_P11KMS_VENDOR_BASE .. CKA_P11KMS_VENDOR_BASE + 0xFFFF. */
 #define CKA_P11KMS_VENDOR_SPAN 0x10000UL
+
+/*
+ * CKA_P11KMS_KEY_ARN (byte array, read-only, set by the token): the ARN of the
+ * AWS KMS key behind a private or public key object of an "aws" token, e.g.
+ * "arn:aws:kms:us-east-1:111122223333:key/1234abcd-...". Absent
+ * (CKR_ATTRIBUTE_TYPE_INVALID) on other keys. Usable in a C_FindObjects template.
+ */
+#define CKA_P11KMS_KEY_ARN (CKA_VENDOR_DEFINED | 0x504B0001UL)
 
 #ifdef __cplusplus
 }

@@ -136,7 +136,7 @@ rss_kib() {
 }
 
 cmd_start() {
-    local pid start
+    local pid start written
     pid="$(running_pid)"
     if [[ -n "$pid" ]]; then
         if healthy; then
@@ -193,7 +193,10 @@ cmd_start() {
             tail -n 40 "$LOGFILE" >&2
             exit 1
         fi
-        if [[ -r "$PIDFILE" && -z "$pid" ]]; then
+        # The inner sh truncates the pid file before writing it: only a pid that was
+        # written and is gone means the server exited.
+        written="$(cat "$PIDFILE" 2>/dev/null)" || written=
+        if [[ "$written" =~ ^[0-9]+$ ]] && ! kill -0 "$written" 2>/dev/null; then
             echo "error: LocalStack exited before becoming healthy; last lines of $LOGFILE:" >&2
             tail -n 40 "$LOGFILE" >&2
             rm -f "$PIDFILE"

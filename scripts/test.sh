@@ -88,7 +88,23 @@ fi
 export P11KMS_MODULE="${P11KMS_MODULE:-$(p11kms_default_module)}"
 echo "test.sh: module under test: $P11KMS_MODULE"
 
+# The AWS KMS emulator for tests/aws.rs: LocalStack on 127.0.0.1, stopped on exit.
+# Its environment (AWS_ENDPOINT_URL, test credentials, region) is what tells
+# tests/aws.rs to run rather than print "skipped: no emulator".
+localstack_up() {
+    scripts/localstack.sh install && scripts/localstack.sh start || return 1
+    eval "$(scripts/localstack.sh env)"
+}
+trap 'scripts/localstack.sh stop >/dev/null 2>&1 || true' EXIT
+if stage "LocalStack KMS emulator (scripts/localstack.sh)" localstack_up; then
+    eval "$(scripts/localstack.sh env)"
+    export AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION
+else
+    echo "test.sh: LocalStack did not start: tests/aws.rs will print 'skipped: no emulator'"
+fi
+
 stage "exported symbols (nm -D)" check_symbols "$P11KMS_MODULE"
+# With the emulator's environment set, tests/aws.rs runs against LocalStack.
 stage "cargo test --release" cargo test --release
 stage "the cryptoki crate's own test suite (skip list: scripts/cryptoki-suite.skip)" scripts/cryptoki-suite.sh
 stage "demo.sh against the module" env P11KMS_DEMO_STRICT=1 scripts/demo.sh

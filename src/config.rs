@@ -60,7 +60,21 @@ pub struct TokenConfig {
     pub alias_prefix: Option<String>,
     pub key_ring: Option<String>,
     pub credentials: Option<String>,
+    /// Seconds a cached KMS key listing stays current (aws). Default 300.
+    pub refresh_secs: Option<u64>,
+    /// Pending window of ScheduleKeyDeletion for destroyed KMS keys, 7..=30 (aws).
+    /// Default 30.
+    pub deletion_window_days: Option<u32>,
+    /// Upper bound in seconds of one KMS call, retries included (aws). Default 10.
+    pub timeout_secs: Option<u64>,
 }
+
+/// Default of [`TokenConfig::refresh_secs`].
+pub const DEFAULT_REFRESH_SECS: u64 = 300;
+/// Default of [`TokenConfig::deletion_window_days`].
+pub const DEFAULT_DELETION_WINDOW_DAYS: u32 = 30;
+/// Default of [`TokenConfig::timeout_secs`].
+pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
 
 fn default_backend() -> BackendKind {
     BackendKind::Local
@@ -83,7 +97,26 @@ impl TokenConfig {
             alias_prefix: None,
             key_ring: None,
             credentials: None,
+            refresh_secs: None,
+            deletion_window_days: None,
+            timeout_secs: None,
         }
+    }
+
+    /// [`TokenConfig::refresh_secs`] or its default.
+    pub fn refresh_secs(&self) -> u64 {
+        self.refresh_secs.unwrap_or(DEFAULT_REFRESH_SECS)
+    }
+
+    /// [`TokenConfig::deletion_window_days`] or its default.
+    pub fn deletion_window_days(&self) -> u32 {
+        self.deletion_window_days
+            .unwrap_or(DEFAULT_DELETION_WINDOW_DAYS)
+    }
+
+    /// [`TokenConfig::timeout_secs`] or its default.
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)
     }
 
     /// The token store path, resolved.
@@ -215,11 +248,73 @@ fn validate(cfg: &Config, text: &str, path: &Path) -> Result<(), String> {
         if !seen.insert(t.label.clone()) {
             return Err(bad("label", "two tokens have this label"));
         }
-        if t.backend != BackendKind::Local {
-            return Err(bad(
-                "backend",
-                "only the \"local\" backend is built into this module",
-            ));
+        // A field's own line when it is there, else the token's label line.
+        #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
+        let bad_field = |field: &str, why: &str| {
+            let at = text
+                .lines()
+                .enumerate()
+                .find(|(_, l)| l.split_once('=').is_some_and(|(k, _)| k.trim() == field))
+                .map(|(i, _)| format!("line {}: ", i + 1));
+            match at {
+                Some(at) => format!(
+                    "p11kms: bad configuration file {}: {at}field `{field}`: {why}",
+                    path.display()
+                ),
+                None => bad(field, why),
+            }
+        };
+        match t.backend {
+            BackendKind::Local => {}
+            #[cfg(feature = "aws")]
+            BackendKind::Aws => {
+                let need = |field: &str, v: &Option<String>| match v {
+                    Some(v) if !v.trim().is_empty() => Ok(()),
+                    _ => Err(bad(field, "required for backend = \"aws\"")),
+                };
+                need("region", &t.region)?;
+                need("kek", &t.kek)?;
+                need("alias_prefix", &t.alias_prefix)?;
+                let prefix = t.alias_prefix.as_deref().unwrap_or("");
+                if !prefix.starts_with("alias/") || prefix == "alias/" {
+                    return Err(bad_field(
+                        "alias_prefix",
+                        "must start with \"alias/\" and name more than \"alias/\"",
+                    ));
+                }
+                if prefix.starts_with("alias/aws/") {
+                    return Err(bad_field(
+                        "alias_prefix",
+                        "alias/aws/ is reserved for AWS managed keys",
+                    ));
+                }
+                if let Some(d) = t.deletion_window_days {
+                    if !(7..=30).contains(&d) {
+                        return Err(bad_field("deletion_window_days", "must be 7 to 30"));
+                    }
+                }
+                if t.timeout_secs == Some(0) || t.timeout_secs.is_some_and(|s| s > 600) {
+                    return Err(bad_field("timeout_secs", "must be 1 to 600"));
+                }
+                if let Some(e) = &t.endpoint {
+                    if !(e.starts_with("http://") || e.starts_with("https://")) {
+                        return Err(bad_field("endpoint", "must be an http:// or https:// URL"));
+                    }
+                }
+            }
+            #[cfg(not(feature = "aws"))]
+            BackendKind::Aws => {
+                return Err(bad(
+                    "backend",
+                    "the \"aws\" backend is not built into this module (Cargo feature `aws`)",
+                ));
+            }
+            BackendKind::Gcp => {
+                return Err(bad(
+                    "backend",
+                    "the \"gcp\" backend is not built into this module",
+                ));
+            }
         }
         if let Some(n) = t.max_pin_attempts {
             if n == 0 || n > 1000 {

@@ -11,6 +11,8 @@ pub mod error;
 pub mod ffi;
 pub mod mechanism;
 pub mod object;
+#[cfg(feature = "aws")]
+pub mod runtime;
 pub mod session;
 pub mod store;
 pub mod token;

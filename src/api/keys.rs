@@ -41,7 +41,7 @@ pub fn generate_key(
         Some(material),
         Origin::Generated(mech.mech),
     )?;
-    s.token.add(o, h, s.rw)
+    s.token.add_generated(o, h, s.rw)
 }
 
 /// The public half of a private key's material.
@@ -89,6 +89,10 @@ pub fn generate_key_pair(
     let s = m.session(h)?;
     if mech.param != MechParam::None {
         return Err(CKR_MECHANISM_PARAM_INVALID.into());
+    }
+    // A token key pair on a KMS token is made by KMS.
+    if let Some(pair) = s.token.generate_remote_pair(mech, pub_t, priv_t, s.rw)? {
+        return Ok(pair);
     }
     let (kt, material) = match mech.mech {
         CKM_RSA_PKCS_KEY_PAIR_GEN => {

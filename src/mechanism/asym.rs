@@ -11,8 +11,8 @@
 //! incrementally, then sign the digest exactly as the raw mechanism would.
 
 use super::{
-    Cipher, Curve, KeyMaterial, LocalKey, MechInfo, MechParam, Mechanism, RsaComponents, Signer,
-    Verifier,
+    Cipher, Curve, KeyMaterial, LocalKey, MechInfo, MechParam, Mechanism, RemoteDecrypt, RemoteKey,
+    RemoteSign, RsaComponents, Signer, Verifier,
 };
 use crate::error::{Error, Result};
 use crate::ffi::awslc;
@@ -323,6 +323,11 @@ pub(super) fn prepare(m: &KeyMaterial) -> Result<Option<AsymPrepared>> {
     let invalid = |_| err(CKR_ATTRIBUTE_VALUE_INVALID);
     Ok(Some(match m {
         KeyMaterial::Secret { .. } => return Ok(None),
+        // The local objects of a remote key are its public half's (verify, sizes).
+        KeyMaterial::Remote { public, .. } => match public.as_ref() {
+            KeyMaterial::RsaPublic { .. } | KeyMaterial::EcPublic { .. } => return prepare(public),
+            _ => return Err(err(CKR_ATTRIBUTE_VALUE_INVALID)),
+        },
         KeyMaterial::RsaPrivate { der } => {
             let raw = awslc::Rsa::from_pkcs1_private_der(der).map_err(invalid)?;
             let bits = raw.bits();
@@ -531,6 +536,9 @@ impl Cipher for RsaCipher {
 fn cipher_init(m: &Mechanism, key: &Arc<LocalKey>, decrypt: bool) -> Result<Box<dyn Cipher>> {
     let scheme = enc_scheme(m)?;
     let rsa = rsa_of(key)?;
+    if let (true, KeyMaterial::Remote { key: remote, .. }) = (decrypt, key.material()) {
+        return remote_decrypt_init(scheme, rsa.k, remote.clone());
+    }
     if decrypt && rsa.private.is_none() {
         return Err(err(CKR_KEY_TYPE_INCONSISTENT));
     }
@@ -787,6 +795,9 @@ impl Verifier for AsymVerifier {
 
 pub(super) fn sign_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn Signer>> {
     let (scheme, hash) = sig_scheme(m, key)?;
+    if let KeyMaterial::Remote { key: remote, .. } = key.material() {
+        return remote_sign_init(scheme, hash, key, remote.clone());
+    }
     let has_private = match key.asym.as_ref() {
         Some(AsymPrepared::Rsa(r)) => r.private.is_some(),
         Some(AsymPrepared::Ec(e)) => e.private.is_some(),
@@ -813,6 +824,221 @@ pub(super) fn verify_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn 
         input: Input::new(hash),
         sig_len,
     }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Remote keys: hash (and adapt) locally, then one KMS call at the end
+
+/// What a remote signature needs besides the input.
+#[derive(Clone, Copy, Debug)]
+enum RemotePlan {
+    /// ECDSA on this curve: the digest is adapted to the curve's KMS algorithm.
+    Ecdsa(Curve),
+    /// The input (raw, or what the mechanism hashed) is a digest of this hash.
+    Digest(RemoteSign, Hash),
+    /// CKM_RSA_PKCS: the input is a DigestInfo naming the hash.
+    DigestInfo,
+}
+
+fn remote_pkcs1(h: Hash) -> Option<RemoteSign> {
+    match h {
+        Hash::Sha256 => Some(RemoteSign::RsaPkcs1Sha256),
+        Hash::Sha384 => Some(RemoteSign::RsaPkcs1Sha384),
+        Hash::Sha512 => Some(RemoteSign::RsaPkcs1Sha512),
+        _ => None,
+    }
+}
+
+fn remote_pss(h: Hash) -> Option<RemoteSign> {
+    match h {
+        Hash::Sha256 => Some(RemoteSign::RsaPssSha256),
+        Hash::Sha384 => Some(RemoteSign::RsaPssSha384),
+        Hash::Sha512 => Some(RemoteSign::RsaPssSha512),
+        _ => None,
+    }
+}
+
+/// The KMS ECDSA algorithm of a curve (KMS pairs each curve with one hash length).
+fn remote_ecdsa(c: Curve) -> RemoteSign {
+    match c {
+        Curve::P256 => RemoteSign::EcdsaSha256,
+        Curve::P384 => RemoteSign::EcdsaSha384,
+        Curve::P521 => RemoteSign::EcdsaSha512,
+    }
+}
+
+fn remote_sign_init(
+    scheme: SigScheme,
+    hash: Option<Hash>,
+    key: &LocalKey,
+    remote: Arc<dyn RemoteKey>,
+) -> Result<Box<dyn Signer>> {
+    let plan = match scheme {
+        SigScheme::Ecdsa(c) => RemotePlan::Ecdsa(c),
+        SigScheme::Pkcs1(None) => RemotePlan::DigestInfo,
+        // KMS signs PKCS#1 v1.5 over SHA-256/384/512 only.
+        SigScheme::Pkcs1(Some(h)) => {
+            RemotePlan::Digest(remote_pkcs1(h).ok_or(err(CKR_MECHANISM_INVALID))?, h)
+        }
+        // KMS's PSS is MGF1 with the message hash and a salt of the hash length.
+        SigScheme::Pss { hash: h, salt } => match remote_pss(h) {
+            Some(alg) if salt == h.len() => RemotePlan::Digest(alg, h),
+            _ => return Err(Error::msg(
+                CKR_MECHANISM_PARAM_INVALID,
+                "KMS PSS needs SHA-256/384/512 with MGF1 of the same hash and salt = hash length",
+            )),
+        },
+    };
+    Ok(Box::new(RemoteSigner {
+        remote,
+        plan,
+        input: Input::new(hash),
+        sig_len: sig_len_of(scheme, key),
+    }))
+}
+
+struct RemoteSigner {
+    remote: Arc<dyn RemoteKey>,
+    plan: RemotePlan,
+    input: Input,
+    sig_len: usize,
+}
+
+impl RemoteSigner {
+    /// The KMS algorithm and the digest to send.
+    fn request(&self, tbs: Vec<u8>) -> Result<(RemoteSign, Vec<u8>)> {
+        match self.plan {
+            RemotePlan::Ecdsa(c) => Ok((remote_ecdsa(c), ecdsa_digest(c, &tbs)?.as_ref().to_vec())),
+            RemotePlan::Digest(alg, h) => {
+                if tbs.len() != h.len() {
+                    return Err(err(CKR_DATA_LEN_RANGE));
+                }
+                Ok((alg, tbs))
+            }
+            RemotePlan::DigestInfo => {
+                for h in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
+                    let p = h.digest_info_prefix();
+                    if tbs.len() == p.len() + h.len() && tbs.starts_with(p) {
+                        let alg = remote_pkcs1(h).ok_or(err(CKR_GENERAL_ERROR))?;
+                        return Ok((alg, tbs[p.len()..].to_vec()));
+                    }
+                }
+                Err(Error::msg(
+                    CKR_DATA_INVALID,
+                    "CKM_RSA_PKCS on a KMS key signs a SHA-256/384/512 DigestInfo only",
+                ))
+            }
+        }
+    }
+}
+
+impl Signer for RemoteSigner {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.input.update(data)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        let tbs = self.input.finish()?;
+        let (alg, digest) = self.request(tbs)?;
+        let sig = self.remote.sign_digest(alg, &digest)?;
+        let sig = match self.plan {
+            RemotePlan::Ecdsa(c) => ecdsa_der_to_fixed(&sig, field_len(c))?,
+            _ => sig,
+        };
+        if sig.len() != self.sig_len {
+            return Err(Error::device(format!(
+                "KMS signature of {} bytes, expected {}",
+                sig.len(),
+                self.sig_len
+            )));
+        }
+        Ok(sig)
+    }
+
+    fn sig_len(&self) -> usize {
+        self.sig_len
+    }
+}
+
+/// DER ECDSA-Sig-Value (as KMS returns it) to fixed-width r||s (as PKCS#11 wants it).
+fn ecdsa_der_to_fixed(sig: &[u8], width: usize) -> Result<Vec<u8>> {
+    let bad = || Error::device("KMS returned a malformed ECDSA signature");
+    let mut outer = der::Reader::new(sig);
+    let mut seq = der::Reader::new(outer.expect(der::SEQUENCE).ok_or_else(bad)?);
+    let r = seq.uint().ok_or_else(bad)?;
+    let s = seq.uint().ok_or_else(bad)?;
+    if !seq.is_empty() || !outer.is_empty() || r.len() > width || s.len() > width {
+        return Err(bad());
+    }
+    let mut out = vec![0u8; 2 * width];
+    out[width - r.len()..width].copy_from_slice(r);
+    out[2 * width - s.len()..].copy_from_slice(s);
+    Ok(out)
+}
+
+fn remote_decrypt_init(
+    scheme: EncScheme,
+    k: usize,
+    remote: Arc<dyn RemoteKey>,
+) -> Result<Box<dyn Cipher>> {
+    let alg = match scheme {
+        EncScheme::Oaep { hash, label, .. } => {
+            if !label.is_empty() {
+                return Err(Error::msg(
+                    CKR_MECHANISM_PARAM_INVALID,
+                    "KMS RSA-OAEP takes no label",
+                ));
+            }
+            match hash {
+                Hash::Sha1 => RemoteDecrypt::OaepSha1,
+                Hash::Sha256 => RemoteDecrypt::OaepSha256,
+                _ => {
+                    return Err(Error::msg(
+                        CKR_MECHANISM_PARAM_INVALID,
+                        "KMS RSA-OAEP uses SHA-1 or SHA-256",
+                    ))
+                }
+            }
+        }
+        // KMS has no PKCS#1 v1.5 decryption.
+        EncScheme::Pkcs1 => return Err(err(CKR_MECHANISM_INVALID)),
+    };
+    Ok(Box::new(RemoteCipher {
+        remote,
+        alg,
+        k,
+        buf: Some(Vec::new()),
+    }))
+}
+
+/// Single-part remote RSA-OAEP decryption; `update` only buffers.
+struct RemoteCipher {
+    remote: Arc<dyn RemoteKey>,
+    alg: RemoteDecrypt,
+    k: usize,
+    buf: Option<Vec<u8>>,
+}
+
+impl Cipher for RemoteCipher {
+    fn update(&mut self, input: &[u8]) -> Result<Vec<u8>> {
+        let buf = self
+            .buf
+            .as_mut()
+            .ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        if buf.len() + input.len() > self.k {
+            return Err(err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+        }
+        buf.extend_from_slice(input);
+        Ok(Vec::new())
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        let input = self.buf.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        if input.len() != self.k {
+            return Err(err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+        }
+        self.remote.decrypt(self.alg, &input)
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -944,8 +1170,54 @@ pub fn public_key_info(m: &KeyMaterial) -> Result<Vec<u8>> {
         KeyMaterial::EcPrivate { curve, point, .. } | KeyMaterial::EcPublic { curve, point } => {
             Ok(ec_spki(*curve, point))
         }
+        KeyMaterial::Remote { public, .. } => public_key_info(public),
         KeyMaterial::Secret { .. } => Err(err(CKR_KEY_TYPE_INCONSISTENT)),
     }
+}
+
+/// The public key of a DER `SubjectPublicKeyInfo` (RSA, or EC on a supported named
+/// curve), as KMS GetPublicKey returns it. Anything else is
+/// `CKR_ATTRIBUTE_VALUE_INVALID` (`CKR_CURVE_NOT_SUPPORTED` for other curves).
+pub fn public_from_spki(spki: &[u8]) -> Result<KeyMaterial> {
+    let bad = || err(CKR_ATTRIBUTE_VALUE_INVALID);
+    let mut outer = der::Reader::new(spki);
+    let mut seq = der::Reader::new(outer.expect(der::SEQUENCE).ok_or_else(bad)?);
+    if !outer.is_empty() {
+        return Err(bad());
+    }
+    let alg = seq.expect(der::SEQUENCE).ok_or_else(bad)?;
+    let bits = seq.expect(der::BIT_STRING).ok_or_else(bad)?;
+    if !seq.is_empty() {
+        return Err(bad());
+    }
+    let (&unused, key) = bits.split_first().ok_or_else(bad)?;
+    if unused != 0 {
+        return Err(bad());
+    }
+    let mut a = der::Reader::new(alg);
+    let oid = a.expect(der::OID).ok_or_else(bad)?;
+    let m = if oid == &RSA_ALG_ID[4..13] {
+        let mut k = der::Reader::new(key);
+        let mut ints = der::Reader::new(k.expect(der::SEQUENCE).ok_or_else(bad)?);
+        let n = ints.uint().ok_or_else(bad)?.to_vec();
+        let e = ints.uint().ok_or_else(bad)?.to_vec();
+        if !ints.is_empty() || !k.is_empty() {
+            return Err(bad());
+        }
+        KeyMaterial::RsaPublic { n, e }
+    } else if oid == &EC_PUBLIC_KEY_OID[2..] {
+        let (tag, params) = a.read_tlv().ok_or_else(bad)?;
+        let curve = curve_from_params(&der::tlv(tag, params))?;
+        KeyMaterial::EcPublic {
+            curve,
+            point: key.to_vec(),
+        }
+    } else {
+        return Err(bad());
+    };
+    // Same checks as any imported public key.
+    prepare(&m)?;
+    Ok(m)
 }
 
 /// Curve from DER `CKA_EC_PARAMS` (named-curve OID, or the PrintableString curve name

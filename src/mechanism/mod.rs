@@ -79,6 +79,42 @@ pub enum KeyMaterial {
     },
     /// EC public key: uncompressed point 04||X||Y.
     EcPublic { curve: Curve, point: Vec<u8> },
+    /// A private key held by a KMS: `public` is its public half (RsaPublic or EcPublic),
+    /// `key` signs digests and decrypts remotely.
+    Remote {
+        public: Box<KeyMaterial>,
+        key: Arc<dyn RemoteKey>,
+    },
+}
+
+/// The KMS signing algorithms a remote key is asked for (the input is a digest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteSign {
+    EcdsaSha256,
+    EcdsaSha384,
+    EcdsaSha512,
+    RsaPkcs1Sha256,
+    RsaPkcs1Sha384,
+    RsaPkcs1Sha512,
+    RsaPssSha256,
+    RsaPssSha384,
+    RsaPssSha512,
+}
+
+/// The KMS decryption algorithms a remote key is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteDecrypt {
+    OaepSha1,
+    OaepSha256,
+}
+
+/// A private key whose operations run in a KMS (one remote call each).
+pub trait RemoteKey: Send + Sync {
+    /// Sign a digest (for ECDSA: already adapted to the algorithm's length). ECDSA
+    /// signatures come back DER-encoded, as KMS returns them.
+    fn sign_digest(&self, alg: RemoteSign, digest: &[u8]) -> Result<Vec<u8>>;
+    /// Decrypt one ciphertext.
+    fn decrypt(&self, alg: RemoteDecrypt, ct: &[u8]) -> Result<Vec<u8>>;
 }
 
 /// Plain RSA components (big-endian, no leading zeros). Private ones zeroize.
@@ -273,8 +309,8 @@ pub fn generate_secret(len: usize) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 pub use asym::{
-    curve_from_params, curve_params, ec_public_point, generate_ec, generate_rsa, public_key_info,
-    rsa_components, rsa_private_from_components,
+    curve_from_params, curve_params, ec_public_point, generate_ec, generate_rsa, public_from_spki,
+    public_key_info, rsa_components, rsa_private_from_components,
 };
 
 /// Field size in bytes of a curve (32, 48, 66).

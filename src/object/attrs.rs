@@ -4,6 +4,9 @@
 
 use cryptoki_sys::*;
 
+/// CKA_P11KMS_KEY_ARN (include/p11kms.h): the ARN of the KMS key behind a key object.
+pub const CKA_P11KMS_KEY_ARN: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x504B_0001;
+
 /// Object classes as a bit set, so a rule can name several.
 pub type ClassSet = u8;
 pub const DATA: ClassSet = 1;
@@ -255,6 +258,16 @@ pub static RULES: &[Rule] = &[
         Any,
         D::Computed,
         Fixed,
+    ),
+    // p11kms vendor attributes (include/p11kms.h): the KMS key's ARN, set by the token
+    // on both halves of a KMS key pair; absent (CKR_ATTRIBUTE_TYPE_INVALID) elsewhere.
+    r(
+        CKA_P11KMS_KEY_ARN,
+        Bytes,
+        PUBLIC | PRIVATE,
+        Any,
+        D::Computed,
+        TokenOnly,
     ),
     // Private keys (§4.9).
     r(

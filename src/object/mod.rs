@@ -401,6 +401,19 @@ impl Object {
                 self.attrs
                     .insert(CKA_EC_PARAMS, mechanism::curve_params(*curve).to_vec());
             }
+            (KeyMaterial::Remote { public, .. }, _) if self.class == CKO_PRIVATE_KEY => {
+                match (public.as_ref(), kt) {
+                    (KeyMaterial::RsaPublic { n, e }, CKK_RSA) => {
+                        self.attrs.insert(CKA_MODULUS, n.clone());
+                        self.attrs.insert(CKA_PUBLIC_EXPONENT, e.clone());
+                    }
+                    (KeyMaterial::EcPublic { curve, .. }, CKK_EC) => {
+                        self.attrs
+                            .insert(CKA_EC_PARAMS, mechanism::curve_params(*curve).to_vec());
+                    }
+                    _ => return Err(CKR_TEMPLATE_INCONSISTENT.into()),
+                }
+            }
             _ => return Err(CKR_TEMPLATE_INCONSISTENT.into()),
         }
         if self.class != CKO_SECRET_KEY {
@@ -455,6 +468,71 @@ impl Object {
     /// Serialized attributes for the store.
     pub fn encode_attrs(&self) -> Vec<u8> {
         encode_attrs(&self.attrs)
+    }
+
+    /// SHA-256 of the serialized attributes without CKA_CHECK_VALUE: what a KMS
+    /// EncryptionContext binds (the check value is a function of the key, not known
+    /// before GenerateDataKey returns it; it is checked against the key on unwrap).
+    pub fn attrs_digest_for_kms(&self) -> [u8; 32] {
+        let mut a = self.attrs.clone();
+        a.remove(&CKA_CHECK_VALUE);
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &encode_attrs(&a));
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        out
+    }
+
+    /// Give the object another identity (KMS key pairs: derived from the key ARN, so
+    /// CKA_UNIQUE_ID is the same in every process).
+    pub fn set_uid(&mut self, uid: [u8; 16]) {
+        self.uid = uid;
+        self.attrs.insert(CKA_UNIQUE_ID, hex(&uid).into_bytes());
+    }
+
+    /// Set an attribute the token owns (CKA_P11KMS_KEY_ARN), bypassing template rules.
+    pub fn put_attr(&mut self, ty: CK_ATTRIBUTE_TYPE, v: Vec<u8>) {
+        self.attrs.insert(ty, v);
+    }
+
+    /// Replace a generated secret key's value (KMS GenerateDataKey returns it after the
+    /// object was built around a placeholder): recomputes CKA_CHECK_VALUE.
+    pub fn replace_secret_value(&mut self, value: Zeroizing<Vec<u8>>) -> Result<()> {
+        let kt = self.key_type.ok_or(CKR_GENERAL_ERROR)?;
+        if self.class != CKO_SECRET_KEY {
+            return Err(Error::general(
+                "replace_secret_value on a non-secret object",
+            ));
+        }
+        let origin = match self.attr(CKA_KEY_GEN_MECHANISM).and_then(as_ulong) {
+            Some(m) if m != CK_UNAVAILABLE_INFORMATION && self.bool_attr(CKA_LOCAL) => {
+                Origin::Generated(m)
+            }
+            _ => Origin::Imported,
+        };
+        self.set_key_parts(
+            kt,
+            Some(KeyMaterial::Secret {
+                key_type: kt,
+                value,
+            }),
+            origin,
+        )
+    }
+
+    /// The CKA_CHECK_VALUE an AES key's value gives (empty for other keys).
+    pub fn check_value_of(&self, m: &KeyMaterial) -> Result<Vec<u8>> {
+        match m {
+            KeyMaterial::Secret { key_type, .. } if *key_type == CKK_AES => {
+                let key = mechanism::LocalKey::new(m.clone())?;
+                let ecb = Mechanism {
+                    mech: CKM_AES_ECB,
+                    param: MechParam::None,
+                };
+                let kcv = mechanism::encrypt_init(&ecb, &key)?.oneshot(&[0u8; 16])?;
+                Ok(kcv[..3].to_vec())
+            }
+            _ => Ok(vec![]),
+        }
     }
 
     /// The plaintext to wrap for the store: the key material together with a digest of
@@ -706,6 +784,7 @@ fn material_len(m: &KeyMaterial) -> usize {
         KeyMaterial::RsaPublic { n, e } => n.len() + e.len(),
         KeyMaterial::EcPrivate { d, point, .. } => d.len() + point.len(),
         KeyMaterial::EcPublic { point, .. } => point.len(),
+        KeyMaterial::Remote { public, .. } => material_len(public),
     }
 }
 
@@ -792,6 +871,9 @@ pub fn encode_material(m: &KeyMaterial) -> Zeroizing<Vec<u8>> {
             put(&mut out, &[curve_id(*curve)]);
             put(&mut out, point);
         }
+        // A KMS key is never serialized (the token refuses to store one); the tag
+        // decodes to nothing.
+        KeyMaterial::Remote { .. } => out.push(0),
     }
     out
 }

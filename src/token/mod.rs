@@ -1,11 +1,19 @@
 //! A token (one slot): login state, PIN operations through the backend, and the objects
 //! it holds — token objects mirrored from the store, session objects in memory only.
 
+#[cfg(feature = "aws")]
+mod remote;
+
+#[cfg(feature = "aws")]
+use crate::backend::aws::{self, AwsBackend, Listing};
 use crate::backend::local::{LocalBackend, MasterKey};
+use crate::backend::Kek;
 use crate::config::TokenConfig;
-use crate::error::Result;
-use crate::mechanism::LocalKey;
+use crate::error::{Error, Result};
+use crate::mechanism::{KeyMaterial, LocalKey, Mechanism};
 use crate::object::{Attr, Object, Secret};
+#[cfg(feature = "aws")]
+use crate::store::hex;
 use crate::store::{Store, StoredObject};
 use cryptoki_sys::*;
 use parking_lot::{Mutex, RwLock};
@@ -28,6 +36,8 @@ pub struct Entry {
     pub obj: RwLock<Object>,
     /// Read-mostly: every operation init clones the Arc; only the first use writes.
     key: RwLock<Option<Arc<LocalKey>>>,
+    /// The KMS key id of an object mirrored from a KMS key (not a row of the store).
+    pub remote: Option<String>,
 }
 
 impl Entry {
@@ -37,9 +47,27 @@ impl Entry {
             session,
             obj: RwLock::new(obj),
             key: RwLock::new(None),
+            remote: None,
         })
     }
 }
+
+/// First byte of a stored secret wrapped by KMS (the KMS CiphertextBlob follows);
+/// local wraps start with 0x01.
+#[cfg(feature = "aws")]
+const AWS_BLOB_V1: u8 = 0xA1;
+
+/// When this process last tried to fetch the KMS listing (failures are retried after
+/// a pause, not on every C_FindObjectsInit, and never cached as a result).
+#[derive(Default)]
+struct RemoteState {
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    last_attempt: Option<std::time::Instant>,
+}
+
+/// Seconds between two listing fetches after a failed one.
+#[cfg(feature = "aws")]
+const RETRY_AFTER_FAILURE_SECS: u64 = 30;
 
 /// Who is logged in (application-wide per token, §5.6).
 #[derive(Default)]
@@ -53,6 +81,9 @@ pub struct Token {
     pub slot_id: CK_SLOT_ID,
     pub config: TokenConfig,
     backend: LocalBackend,
+    kek: Kek,
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    remote_state: Mutex<RemoteState>,
     login: RwLock<Login>,
     objects: RwLock<HashMap<CK_OBJECT_HANDLE, Arc<Entry>>>,
     /// Serializes reloads from the store.
@@ -63,6 +94,13 @@ impl Token {
     /// Open the token's store and load its objects.
     pub fn open(slot_id: CK_SLOT_ID, config: TokenConfig) -> Result<Token> {
         let store = Arc::new(Store::open(&config.store_path())?);
+        let kek = match config.backend {
+            #[cfg(feature = "aws")]
+            crate::config::BackendKind::Aws => {
+                Kek::Aws(Arc::new(AwsBackend::new(&config, store.clone())?))
+            }
+            _ => Kek::Local,
+        };
         let backend = match config.max_pin_attempts {
             Some(n) => LocalBackend::with_max_attempts(store, n),
             None => LocalBackend::new(store),
@@ -71,6 +109,8 @@ impl Token {
             slot_id,
             config,
             backend,
+            kek,
+            remote_state: Mutex::new(RemoteState::default()),
             login: RwLock::new(Login::default()),
             objects: RwLock::new(HashMap::new()),
             reload: Mutex::new(()),
@@ -94,7 +134,7 @@ impl Token {
             .filter(|e| e.session.is_none())
             .map(|e| (e.obj.read().uid, e.clone()))
             .collect();
-        map.retain(|_, e| e.session.is_some());
+        map.retain(|_, e| e.session.is_some() || e.remote.is_some());
         for s in stored {
             let fresh = Object::from_stored(s.uid, &s.attrs, s.secret.clone())?;
             match by_uid.remove(&s.uid) {
@@ -121,7 +161,113 @@ impl Token {
                 }
             }
         }
+        drop(map);
+        #[cfg(feature = "aws")]
+        if let Kek::Aws(b) = &self.kek {
+            // From the cache only: opening a token or noticing another process's commit
+            // costs no KMS call.
+            match b.cached_listing() {
+                Ok(Some(l)) => self.sync_remote(b, &l),
+                Ok(None) => {}
+                Err(e) => log_at!(Warn, "token \"{}\": {e}", self.config.label),
+            }
+        }
         Ok(())
+    }
+
+    /// Mirror a KMS listing: keep the entries of keys still listed, add new keys, drop
+    /// vanished ones. A key whose objects cannot be built is skipped with a warning.
+    #[cfg(feature = "aws")]
+    fn sync_remote(&self, b: &Arc<AwsBackend>, l: &Listing) {
+        let mut map = self.objects.write();
+        let listed: std::collections::HashSet<&str> =
+            l.keys.iter().map(|k| k.key_id.as_str()).collect();
+        map.retain(|_, e| e.remote.as_deref().is_none_or(|k| listed.contains(k)));
+        let have: std::collections::HashSet<String> =
+            map.values().filter_map(|e| e.remote.clone()).collect();
+        for k in &l.keys {
+            if have.contains(&k.key_id) {
+                continue;
+            }
+            match remote::key_objects(b, k) {
+                Ok((po, so)) => {
+                    for o in [po, so] {
+                        let e = Arc::new(Entry {
+                            handle: next_handle(),
+                            session: None,
+                            obj: RwLock::new(o),
+                            key: RwLock::new(None),
+                            remote: Some(k.key_id.clone()),
+                        });
+                        map.insert(e.handle, e);
+                    }
+                }
+                Err(e) => log_at!(Warn, "KMS key {} ({}): not shown: {e}", k.alias, k.key_id),
+            }
+        }
+    }
+
+    /// Fetch the KMS listing when the cached one is older than `refresh_secs` (or
+    /// absent). A failure is logged and the cached listing stays in use.
+    #[cfg(feature = "aws")]
+    fn refresh_remote(&self) {
+        let Kek::Aws(b) = &self.kek else { return };
+        let current = match b.cached_listing() {
+            Ok(Some(l)) => b.is_current(&l),
+            Ok(None) => false,
+            Err(_) => false,
+        };
+        if current {
+            return;
+        }
+        {
+            let mut st = self.remote_state.lock();
+            if let Some(t) = st.last_attempt {
+                let pause = RETRY_AFTER_FAILURE_SECS.min(b.refresh_secs);
+                if t.elapsed().as_secs() < pause {
+                    return;
+                }
+            }
+            st.last_attempt = Some(std::time::Instant::now());
+        }
+        match b.fetch_listing() {
+            Ok(l) => {
+                self.remote_state.lock().last_attempt = None;
+                self.sync_remote(b, &l);
+            }
+            Err(e) => log_at!(
+                Warn,
+                "token \"{}\": KMS key listing not refreshed: {e}",
+                self.config.label
+            ),
+        }
+    }
+
+    /// The token identity bound into KMS encryption contexts (hex of the token uid).
+    #[cfg(feature = "aws")]
+    fn token_id(&self) -> Result<String> {
+        Ok(hex(&self
+            .backend
+            .token_uid()?
+            .ok_or(CKR_USER_NOT_LOGGED_IN)?))
+    }
+
+    #[cfg(feature = "aws")]
+    fn kms_context(&self, o: &Object) -> Result<std::collections::HashMap<String, String>> {
+        Ok(aws::context(
+            &self.token_id()?,
+            &o.uid,
+            &o.attrs_digest_for_kms(),
+        ))
+    }
+
+    /// The backend that wraps this token's secrets, when it is KMS.
+    #[cfg(feature = "aws")]
+    pub fn aws(&self) -> Option<&Arc<AwsBackend>> {
+        match &self.kek {
+            Kek::Aws(b) => Some(b),
+            Kek::Local => None,
+        }
     }
 
     /// Pick up what other processes wrote since we last looked.
@@ -309,20 +455,211 @@ impl Token {
     }
 
     fn stored_form(&self, o: &Object) -> Result<StoredObject> {
-        let secret = match &o.secret {
-            Secret::None => None,
-            Secret::Wrapped(b) => Some(b.clone()),
-            Secret::Plain(_) => Some(self.backend.wrap(
+        let secret = match (&o.secret, &self.kek) {
+            (Secret::None, _) => None,
+            (Secret::Wrapped(b), _) => Some(b.clone()),
+            (Secret::Plain(KeyMaterial::Remote { .. }), _) => {
+                return Err(Error::msg(
+                    CKR_ACTION_PROHIBITED,
+                    "a KMS key cannot be stored as a token object",
+                ))
+            }
+            (Secret::Plain(_), Kek::Local) => Some(self.backend.wrap(
                 &*self.master()?,
                 &o.uid,
                 &o.seal_secret()?,
             )?),
+            #[cfg(feature = "aws")]
+            (Secret::Plain(m), Kek::Aws(b)) => {
+                self.master()?;
+                let plain = kms_plaintext(m);
+                let blob = b.encrypt(self.kms_context(o)?, &plain)?;
+                Some([&[AWS_BLOB_V1][..], &blob].concat())
+            }
         };
         Ok(StoredObject {
             uid: o.uid,
             attrs: o.encode_attrs(),
             secret,
         })
+    }
+
+    /// Add a generated secret key (C_GenerateKey). On a KMS token a token key's value
+    /// comes from GenerateDataKey and only its CiphertextBlob is stored; elsewhere (and
+    /// for session keys) this is [`Token::add`].
+    pub fn add_generated(
+        &self,
+        o: Object,
+        session: CK_SESSION_HANDLE,
+        rw: bool,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        #[cfg(feature = "aws")]
+        if let (Kek::Aws(b), true) = (&self.kek, o.is_token()) {
+            let mut o = o;
+            self.check_writable(&o, rw)?;
+            self.master()?;
+            let len = match o.material()? {
+                KeyMaterial::Secret { value, .. } => value.len(),
+                _ => return Err(Error::general("add_generated without a secret key")),
+            };
+            let before = o.attrs_digest_for_kms();
+            let (plain, blob) = b.generate_data_key(self.kms_context(&o)?, len)?;
+            o.replace_secret_value(plain)?;
+            if o.attrs_digest_for_kms() != before {
+                return Err(Error::general("attributes changed with the KMS data key"));
+            }
+            let s = StoredObject {
+                uid: o.uid,
+                attrs: o.encode_attrs(),
+                secret: Some([&[AWS_BLOB_V1][..], &blob].concat()),
+            };
+            self.store().transaction(|tx| tx.insert_object(&s))?;
+            let e = Entry::new(o, None);
+            let h = e.handle;
+            self.objects.write().insert(h, e);
+            return Ok(h);
+        }
+        self.add(o, session, rw)
+    }
+
+    /// C_GenerateKeyPair of a token key pair on a KMS token: CreateKey (+ CreateAlias)
+    /// in KMS, the objects come from the listing. `None` when the pair is not for KMS
+    /// (local tokens, session keys): the caller generates locally.
+    pub fn generate_remote_pair(
+        &self,
+        mech: &Mechanism,
+        pub_t: &[Attr],
+        priv_t: &[Attr],
+        rw: bool,
+    ) -> Result<Option<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)>> {
+        #[cfg(feature = "aws")]
+        if let Kek::Aws(b) = &self.kek {
+            use crate::object::{find, find_bool, find_ulong};
+            use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+            if find_bool(priv_t, CKA_TOKEN)? != Some(true) {
+                return Ok(None);
+            }
+            if !rw {
+                return Err(CKR_SESSION_READ_ONLY.into());
+            }
+            if !self.user_can_see_private() {
+                return Err(CKR_USER_NOT_LOGGED_IN.into());
+            }
+            let either = |ty| -> Result<Option<Vec<u8>>> {
+                match (find(pub_t, ty)?, find(priv_t, ty)?) {
+                    (Some(a), Some(b)) if a != b => Err(CKR_TEMPLATE_INCONSISTENT.into()),
+                    (Some(a), _) | (None, Some(a)) => Ok(Some(a.to_vec())),
+                    (None, None) => Ok(None),
+                }
+            };
+            let (spec, usage) = match mech.mech {
+                CKM_RSA_PKCS_KEY_PAIR_GEN => {
+                    let bits =
+                        find_ulong(pub_t, CKA_MODULUS_BITS)?.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
+                    if let Some(e) = find(pub_t, CKA_PUBLIC_EXPONENT)? {
+                        let first = e.iter().position(|b| *b != 0).unwrap_or(e.len());
+                        if e[first..] != [1, 0, 1] {
+                            return Err(Error::msg(
+                                CKR_TEMPLATE_INCONSISTENT,
+                                "KMS RSA keys have public exponent 65537",
+                            ));
+                        }
+                    }
+                    let spec = match bits {
+                        2048 => KeySpec::Rsa2048,
+                        3072 => KeySpec::Rsa3072,
+                        4096 => KeySpec::Rsa4096,
+                        _ => return Err(CKR_KEY_SIZE_RANGE.into()),
+                    };
+                    let decrypt = find_bool(priv_t, CKA_DECRYPT)? == Some(true)
+                        && find_bool(priv_t, CKA_SIGN)? != Some(true);
+                    let usage = if decrypt {
+                        KeyUsageType::EncryptDecrypt
+                    } else {
+                        KeyUsageType::SignVerify
+                    };
+                    (spec, usage)
+                }
+                CKM_EC_KEY_PAIR_GEN => {
+                    let params = either(CKA_EC_PARAMS)?.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
+                    let spec = match crate::mechanism::curve_from_params(&params)? {
+                        crate::mechanism::Curve::P256 => KeySpec::EccNistP256,
+                        crate::mechanism::Curve::P384 => KeySpec::EccNistP384,
+                        crate::mechanism::Curve::P521 => KeySpec::EccNistP521,
+                    };
+                    (spec, KeyUsageType::SignVerify)
+                }
+                _ => return Err(CKR_MECHANISM_INVALID.into()),
+            };
+            let label = either(CKA_LABEL)?.map(|l| String::from_utf8_lossy(&l).into_owned());
+            let info = b.create_key(aws::NewKey {
+                spec,
+                usage,
+                label,
+                id: either(CKA_ID)?,
+                token: self.token_id()?,
+            })?;
+            let l = b.cached_listing()?.unwrap_or_default();
+            self.sync_remote(b, &l);
+            let map = self.objects.read();
+            let mut ph = None;
+            let mut sh = None;
+            for e in map.values() {
+                if e.remote.as_deref() == Some(info.key_id.as_str()) {
+                    match e.obj.read().class {
+                        CKO_PUBLIC_KEY => ph = Some(e.handle),
+                        _ => sh = Some(e.handle),
+                    }
+                }
+            }
+            return match (ph, sh) {
+                (Some(p), Some(s)) => Ok(Some((p, s))),
+                _ => Err(Error::device(format!(
+                    "KMS key {} created but its objects could not be built",
+                    info.key_id
+                ))),
+            };
+        }
+        let _ = (mech, pub_t, priv_t, rw);
+        Ok(None)
+    }
+
+    /// Rewrap every KMS-wrapped secret of this token under the KEK's current key
+    /// material with ReEncrypt (no plaintext leaves KMS). Returns how many were
+    /// rewrapped. Needs no login. For the admin CLI.
+    #[cfg(feature = "aws")]
+    pub fn rewrap_all(&self) -> Result<usize> {
+        let Kek::Aws(b) = &self.kek else {
+            return Err(Error::msg(
+                CKR_FUNCTION_NOT_SUPPORTED,
+                "rewrap: the token's secrets are not wrapped by KMS",
+            ));
+        };
+        let mut n = 0;
+        for s in self.store().objects()? {
+            let Some(blob) = s
+                .secret
+                .as_ref()
+                .filter(|b| b.first() == Some(&AWS_BLOB_V1))
+            else {
+                continue;
+            };
+            let o = Object::from_stored(s.uid, &s.attrs, None)?;
+            let fresh = b.reencrypt(self.kms_context(&o)?, &blob[1..])?;
+            let next = StoredObject {
+                secret: Some([&[AWS_BLOB_V1][..], &fresh].concat()),
+                ..s.clone()
+            };
+            self.store().transaction(|tx| {
+                // Changed meanwhile by another process: leave its newer blob alone.
+                if tx.object(&s.uid)? == Some(s.clone()) {
+                    tx.update_object(&next)?;
+                }
+                Ok(())
+            })?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Add a new object (C_CreateObject, C_CopyObject, generation, unwrap).
@@ -353,6 +690,19 @@ impl Token {
             if !o.bool_attr(CKA_DESTROYABLE) {
                 return Err(CKR_ACTION_PROHIBITED.into());
             }
+            #[cfg(feature = "aws")]
+            if let (Some(key_id), Kek::Aws(b)) = (&e.remote, &self.kek) {
+                let l = b.cached_listing()?.unwrap_or_default();
+                let info = l
+                    .keys
+                    .iter()
+                    .find(|k| &k.key_id == key_id)
+                    .ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+                let l = b.delete_key(info)?;
+                drop(o);
+                self.sync_remote(b, &l);
+                return Ok(());
+            }
             if o.is_token() {
                 let uid = o.uid;
                 self.store().transaction(|tx| tx.delete_object(&uid))?;
@@ -382,6 +732,8 @@ impl Token {
     /// Handles of every visible object matching `t` (C_FindObjectsInit).
     pub fn find(&self, t: &[Attr]) -> Result<Vec<CK_OBJECT_HANDLE>> {
         self.refresh()?;
+        #[cfg(feature = "aws")]
+        self.refresh_remote();
         let see_private = self.user_can_see_private();
         let map = self.objects.read();
         let mut v: Vec<CK_OBJECT_HANDLE> = map
@@ -404,8 +756,33 @@ impl Token {
         let master = self.master()?;
         let mut o = e.obj.write();
         if let Secret::Wrapped(blob) = &o.secret {
-            let plain = self.backend.unwrap(&master, &o.uid, blob)?;
-            o.secret = Secret::Plain(o.open_secret(&plain)?);
+            let material = match &self.kek {
+                Kek::Local => {
+                    let plain = self.backend.unwrap(&master, &o.uid, blob)?;
+                    o.open_secret(&plain)?
+                }
+                #[cfg(feature = "aws")]
+                Kek::Aws(b) => {
+                    let Some((&AWS_BLOB_V1, kms_blob)) = blob.split_first() else {
+                        return Err(Error::device(format!(
+                            "object {}: stored key is not wrapped by KMS",
+                            hex(&o.uid)
+                        )));
+                    };
+                    let plain =
+                        b.decrypt(self.kms_context(&o)?, kms_blob)
+                            .map_err(|e| match e.rv() {
+                                CKR_ENCRYPTED_DATA_INVALID => Error::device(format!(
+                                    "object {}: KMS refused its wrapped key (attributes or blob \
+                                 modified outside the module?): {e}",
+                                    hex(&o.uid)
+                                )),
+                                _ => e,
+                            })?;
+                    kms_material(&o, plain)?
+                }
+            };
+            o.secret = Secret::Plain(material);
         }
         Ok(())
     }
@@ -425,4 +802,44 @@ impl Token {
     pub fn drop_session_objects(&self, s: CK_SESSION_HANDLE) {
         self.objects.write().retain(|_, e| e.session != Some(s));
     }
+}
+
+/// What KMS wraps for an object: a secret key's value as it is (so GenerateDataKey and
+/// Encrypt blobs decrypt alike), other material in the store's material encoding.
+#[cfg(feature = "aws")]
+fn kms_plaintext(m: &KeyMaterial) -> zeroize::Zeroizing<Vec<u8>> {
+    match m {
+        KeyMaterial::Secret { value, .. } => value.clone(),
+        _ => crate::object::encode_material(m),
+    }
+}
+
+/// Inverse of [`kms_plaintext`] for object `o`; an AES key's value must give the
+/// stored CKA_CHECK_VALUE (the one attribute the encryption context does not bind).
+#[cfg(feature = "aws")]
+fn kms_material(o: &Object, plain: zeroize::Zeroizing<Vec<u8>>) -> Result<KeyMaterial> {
+    let corrupt = || {
+        Error::device(format!(
+            "object {}: KMS-wrapped key is corrupt",
+            hex(&o.uid)
+        ))
+    };
+    let m = if o.class == CKO_SECRET_KEY {
+        KeyMaterial::Secret {
+            key_type: o.key_type.ok_or_else(corrupt)?,
+            value: plain,
+        }
+    } else {
+        crate::object::decode_material(&plain).ok_or_else(corrupt)?
+    };
+    if o.class == CKO_SECRET_KEY {
+        let want = o.check_value_of(&m)?;
+        if o.attr(CKA_CHECK_VALUE).unwrap_or(&[]) != want.as_slice() {
+            return Err(Error::device(format!(
+                "object {}: CKA_CHECK_VALUE does not match its key (store modified outside the module)",
+                hex(&o.uid)
+            )));
+        }
+    }
+    Ok(m)
 }

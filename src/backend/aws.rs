@@ -1,0 +1,737 @@
+//! The AWS KMS backend: one `aws_sdk_kms::Client` per token (standard credential chain,
+//! the SDK's standard retry with backoff), on the token's own tokio runtime.
+//!
+//! What it does for the token layer:
+//! * data keys: GenerateDataKey / Encrypt / Decrypt / ReEncrypt under the token's KEK,
+//!   each with an EncryptionContext naming token, object and attribute digest;
+//! * remote keys: the listing (ListAliases under `alias_prefix` -> DescribeKey ->
+//!   GetPublicKey -> ListResourceTags), cached in the store's meta table; Sign (digest)
+//!   and Decrypt through [`AwsKey`], the [`RemoteKey`] of a KMS key; CreateKey +
+//!   CreateAlias; ScheduleKeyDeletion + DeleteAlias.
+//!
+//! Every call is logged at debug level as `kms call: <Operation>` (tests count them);
+//! failures are logged at info with the KMS error text (never request payloads).
+//!
+//! Error mapping (README has the table): transport, timeout, credentials, AccessDenied,
+//! throttling after the SDK's retries and anything unexpected are `CKR_DEVICE_ERROR`; a
+//! disabled or pending-deletion key (DisabledException, KMSInvalidStateException) is
+//! `CKR_KEY_FUNCTION_NOT_PERMITTED`; a key gone (NotFoundException) is
+//! `CKR_KEY_HANDLE_INVALID`; a ciphertext KMS refuses (InvalidCiphertextException) is
+//! `CKR_ENCRYPTED_DATA_INVALID`.
+
+use crate::config::TokenConfig;
+use crate::error::{Error, Result};
+use crate::mechanism::{RemoteDecrypt, RemoteKey, RemoteSign};
+use crate::runtime::Runtime;
+use crate::store::{hex, Store};
+use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{
+    EncryptionAlgorithmSpec, KeySpec, KeyState, KeyUsageType, MessageType, SigningAlgorithmSpec,
+    Tag,
+};
+use aws_sdk_kms::Client;
+use cryptoki_sys::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use zeroize::Zeroizing;
+
+/// Meta row holding the cached key listing (TOML text of [`Listing`]).
+const META_LISTING: &str = "aws.listing";
+/// Tag names put on keys the module creates.
+pub const TAG_TOKEN: &str = "p11kms:token";
+pub const TAG_LABEL: &str = "p11kms:label";
+pub const TAG_ID: &str = "p11kms:id";
+
+/// One KMS key as the token shows it (cached in the store).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub key_id: String,
+    pub arn: String,
+    /// The full alias name ("alias/<prefix>label").
+    pub alias: String,
+    /// KMS KeySpec, e.g. "RSA_2048", "ECC_NIST_P256".
+    pub spec: String,
+    /// "SIGN_VERIFY" or "ENCRYPT_DECRYPT".
+    pub usage: String,
+    /// SigningAlgorithms or EncryptionAlgorithms, as KMS names them.
+    pub algorithms: Vec<String>,
+    /// DER SubjectPublicKeyInfo, hex.
+    pub spki: String,
+    /// CKA_ID, hex.
+    pub id: String,
+    /// Origin AWS_KMS (generated inside KMS): CKA_LOCAL true.
+    pub generated: bool,
+}
+
+/// The cached listing with the time it was fetched.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Listing {
+    /// Seconds since the epoch.
+    pub fetched_at: u64,
+    #[serde(default)]
+    pub keys: Vec<KeyInfo>,
+}
+
+/// What C_GenerateKeyPair asks KMS for.
+pub struct NewKey {
+    pub spec: KeySpec,
+    pub usage: KeyUsageType,
+    pub label: Option<String>,
+    /// CKA_ID given by the template, if any (tagged so every host sees it).
+    pub id: Option<Vec<u8>>,
+    /// The token's identity for the tag.
+    pub token: String,
+}
+
+/// The AWS KMS backend of one token.
+pub struct AwsBackend {
+    region: String,
+    endpoint: Option<String>,
+    profile: Option<String>,
+    kek: String,
+    pub alias_prefix: String,
+    pub refresh_secs: u64,
+    deletion_window_days: u32,
+    rt: Runtime,
+    client: OnceLock<Client>,
+    store: Arc<Store>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Map an SDK error to the module's error (see the module doc), logging it.
+fn kms_error<E>(op: &str, e: SdkError<E>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = e.code().map(str::to_string);
+    // A service error is its code and message; for the rest the whole chain of causes
+    // (connection refused, credentials provider errors...) is the useful part.
+    let text = match (&e, &code) {
+        (SdkError::ServiceError(_), Some(c)) => format!("{c}: {}", e.message().unwrap_or("")),
+        _ => DisplayErrorContext(&e).to_string(),
+    };
+    let rv = match code.as_deref() {
+        Some("DisabledException") | Some("KMSInvalidStateException") => {
+            CKR_KEY_FUNCTION_NOT_PERMITTED
+        }
+        Some("NotFoundException") => CKR_KEY_HANDLE_INVALID,
+        Some("InvalidCiphertextException") => CKR_ENCRYPTED_DATA_INVALID,
+        _ => CKR_DEVICE_ERROR,
+    };
+    let what = match (&e, code.as_deref()) {
+        (SdkError::TimeoutError(_), _) => "timeout",
+        (SdkError::DispatchFailure(d), _) if d.is_timeout() => "timeout",
+        (SdkError::DispatchFailure(_), _) if text.contains("credentials") => "credentials",
+        (SdkError::DispatchFailure(_), _) => "unreachable",
+        (_, Some(c)) if c.contains("AccessDenied") => "access denied",
+        (_, Some(c)) if c.contains("Throttl") => "throttled (after retries)",
+        (_, Some(c))
+            if c.contains("Token") || c.contains("Signature") || c.contains("Security") =>
+        {
+            "credentials"
+        }
+        _ => "error",
+    };
+    log_at!(Info, "kms {op} failed ({what}): {text}");
+    Error::msg(rv, format!("KMS {op}: {what}: {text}"))
+}
+
+fn need<T>(op: &str, v: Option<T>, field: &str) -> Result<T> {
+    v.ok_or_else(|| Error::device(format!("KMS {op}: answer without {field}")))
+}
+
+fn kms_call(op: &str) {
+    log_at!(Debug, "kms call: {op}");
+}
+
+/// The EncryptionContext binding a wrapped secret to its token, object and attributes.
+pub fn context(token: &str, object_uid: &[u8; 16], attrs: &[u8; 32]) -> HashMap<String, String> {
+    HashMap::from([
+        ("p11kms:token".to_string(), token.to_string()),
+        ("p11kms:object".to_string(), hex(object_uid)),
+        ("p11kms:attrs".to_string(), hex(attrs)),
+    ])
+}
+
+impl AwsBackend {
+    /// The backend of a token with `backend = "aws"` (no KMS call yet).
+    pub fn new(cfg: &TokenConfig, store: Arc<Store>) -> Result<AwsBackend> {
+        let field = |v: &Option<String>, name: &str| {
+            v.clone().ok_or_else(|| {
+                Error::msg(
+                    CKR_GENERAL_ERROR,
+                    format!("token \"{}\": {name} is required", cfg.label),
+                )
+            })
+        };
+        Ok(AwsBackend {
+            region: field(&cfg.region, "region")?,
+            endpoint: cfg.endpoint.clone(),
+            profile: cfg.profile.clone(),
+            kek: field(&cfg.kek, "kek")?,
+            alias_prefix: field(&cfg.alias_prefix, "alias_prefix")?,
+            refresh_secs: cfg.refresh_secs(),
+            deletion_window_days: cfg.deletion_window_days(),
+            rt: Runtime::new(Duration::from_secs(cfg.timeout_secs())),
+            client: OnceLock::new(),
+            store,
+        })
+    }
+
+    /// The client, built once (aws-config's standard chain; endpoint from the config
+    /// file, else AWS_ENDPOINT_URL as the SDK reads it).
+    fn client(&self) -> Result<&Client> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let timeout = self.rt.timeout();
+        let c = self.rt.block_on("KMS client setup", async {
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(self.region.clone()))
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .operation_timeout(timeout)
+                        .connect_timeout(Duration::from_secs(3).min(timeout))
+                        .build(),
+                );
+            if let Some(p) = &self.profile {
+                loader = loader.profile_name(p);
+            }
+            if let Some(e) = &self.endpoint {
+                loader = loader.endpoint_url(e);
+            }
+            let conf = loader.load().await;
+            Ok(Client::new(&conf))
+        })?;
+        Ok(self.client.get_or_init(|| c))
+    }
+
+    fn run<T>(&self, op: &str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        kms_call(op);
+        self.rt.block_on(op, fut)
+    }
+
+    // ---- data keys -------------------------------------------------------------------
+
+    /// GenerateDataKey under the KEK: (plaintext, CiphertextBlob).
+    pub fn generate_data_key(
+        &self,
+        ctx: HashMap<String, String>,
+        len: usize,
+    ) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
+        let c = self.client()?;
+        let out = self.run("GenerateDataKey", async {
+            c.generate_data_key()
+                .key_id(&self.kek)
+                .number_of_bytes(len as i32)
+                .set_encryption_context(Some(ctx))
+                .send()
+                .await
+                .map_err(|e| kms_error("GenerateDataKey", e))
+        })?;
+        let plain =
+            Zeroizing::new(need("GenerateDataKey", out.plaintext, "Plaintext")?.into_inner());
+        let blob = need("GenerateDataKey", out.ciphertext_blob, "CiphertextBlob")?.into_inner();
+        if plain.len() != len {
+            // (LocalStack ignores NumberOfBytes and always returns 32 bytes.)
+            return Err(Error::device(format!(
+                "KMS GenerateDataKey: {} bytes returned, {len} asked for",
+                plain.len()
+            )));
+        }
+        Ok((plain, blob))
+    }
+
+    /// Encrypt `plain` under the KEK.
+    pub fn encrypt(&self, ctx: HashMap<String, String>, plain: &[u8]) -> Result<Vec<u8>> {
+        let c = self.client()?;
+        let out = self.run("Encrypt", async {
+            c.encrypt()
+                .key_id(&self.kek)
+                .plaintext(Blob::new(plain.to_vec()))
+                .set_encryption_context(Some(ctx))
+                .send()
+                .await
+                .map_err(|e| kms_error("Encrypt", e))
+        })?;
+        Ok(need("Encrypt", out.ciphertext_blob, "CiphertextBlob")?.into_inner())
+    }
+
+    /// Decrypt a blob made by `generate_data_key` or `encrypt` (the context must match).
+    pub fn decrypt(&self, ctx: HashMap<String, String>, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let c = self.client()?;
+        let out = self.run("Decrypt", async {
+            c.decrypt()
+                .key_id(&self.kek)
+                .ciphertext_blob(Blob::new(blob.to_vec()))
+                .set_encryption_context(Some(ctx))
+                .send()
+                .await
+                .map_err(|e| kms_error("Decrypt", e))
+        })?;
+        Ok(Zeroizing::new(
+            need("Decrypt", out.plaintext, "Plaintext")?.into_inner(),
+        ))
+    }
+
+    /// ReEncrypt a blob under the KEK's current key material (no plaintext leaves KMS).
+    pub fn reencrypt(&self, ctx: HashMap<String, String>, blob: &[u8]) -> Result<Vec<u8>> {
+        let c = self.client()?;
+        let out = self.run("ReEncrypt", async {
+            c.re_encrypt()
+                .source_key_id(&self.kek)
+                .destination_key_id(&self.kek)
+                .ciphertext_blob(Blob::new(blob.to_vec()))
+                .set_source_encryption_context(Some(ctx.clone()))
+                .set_destination_encryption_context(Some(ctx))
+                .send()
+                .await
+                .map_err(|e| kms_error("ReEncrypt", e))
+        })?;
+        Ok(need("ReEncrypt", out.ciphertext_blob, "CiphertextBlob")?.into_inner())
+    }
+
+    // ---- the key listing -------------------------------------------------------------
+
+    /// The cached listing in the store (no KMS call); `None` if never fetched.
+    pub fn cached_listing(&self) -> Result<Option<Listing>> {
+        let Some(v) = self.store.get_meta(META_LISTING)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(v)
+            .map_err(|_| Error::device("token store: aws.listing is not text"))?;
+        toml::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::device(format!("token store: aws.listing: {e}")))
+    }
+
+    /// True when `l` is younger than `refresh_secs`.
+    pub fn is_current(&self, l: &Listing) -> bool {
+        now_secs().saturating_sub(l.fetched_at) < self.refresh_secs
+    }
+
+    fn save_listing(&self, l: &Listing) -> Result<()> {
+        let text =
+            toml::to_string(l).map_err(|e| Error::general(format!("aws.listing encode: {e}")))?;
+        self.store
+            .transaction(|tx| tx.set_meta(META_LISTING, text.as_bytes()))
+    }
+
+    /// Fetch the listing from KMS and store it.
+    pub fn fetch_listing(&self) -> Result<Listing> {
+        let c = self.client()?;
+        let mut aliases: Vec<(String, String)> = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self.run("ListAliases", async {
+                c.list_aliases()
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map_err(|e| kms_error("ListAliases", e))
+            })?;
+            for a in out.aliases() {
+                if let (Some(name), Some(target)) = (a.alias_name(), a.target_key_id()) {
+                    if name.starts_with(&self.alias_prefix) && name.len() > self.alias_prefix.len()
+                    {
+                        aliases.push((name.to_string(), target.to_string()));
+                    }
+                }
+            }
+            match (out.truncated, out.next_marker) {
+                (true, Some(m)) => marker = Some(m),
+                _ => break,
+            }
+        }
+        aliases.sort();
+        let mut keys: Vec<KeyInfo> = Vec::new();
+        for (alias, key_id) in aliases {
+            // One pair per key: the first alias (sorted) names it.
+            if keys.iter().any(|k| k.key_id == key_id) {
+                continue;
+            }
+            if let Some(k) = self.describe(&alias, &key_id)? {
+                keys.push(k);
+            }
+        }
+        let l = Listing {
+            fetched_at: now_secs(),
+            keys,
+        };
+        self.save_listing(&l)?;
+        Ok(l)
+    }
+
+    /// DescribeKey + GetPublicKey + ListResourceTags of one key; `None` when the key is
+    /// not an enabled asymmetric sign or decrypt key of a supported spec.
+    fn describe(&self, alias: &str, key_id: &str) -> Result<Option<KeyInfo>> {
+        let c = self.client()?;
+        let md = self.run("DescribeKey", async {
+            c.describe_key()
+                .key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| kms_error("DescribeKey", e))
+        })?;
+        let Some(md) = md.key_metadata else {
+            return Ok(None);
+        };
+        let spec = md
+            .key_spec()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        let usage = md
+            .key_usage()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        let supported = matches!(
+            spec.as_str(),
+            "RSA_2048"
+                | "RSA_3072"
+                | "RSA_4096"
+                | "ECC_NIST_P256"
+                | "ECC_NIST_P384"
+                | "ECC_NIST_P521"
+        ) && matches!(usage.as_str(), "SIGN_VERIFY" | "ENCRYPT_DECRYPT");
+        if !md.enabled() || md.key_state() != Some(&KeyState::Enabled) || !supported {
+            return Ok(None);
+        }
+        let algorithms: Vec<String> = if usage == "SIGN_VERIFY" {
+            md.signing_algorithms()
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect()
+        } else {
+            md.encryption_algorithms()
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect()
+        };
+        let arn = md.arn().unwrap_or(key_id).to_string();
+        let generated = md.origin().map(|o| o.as_str()) == Some("AWS_KMS");
+        let real_id = md.key_id().to_string();
+        let spki = self.public_key(&real_id)?;
+        let tags = self.run("ListResourceTags", async {
+            c.list_resource_tags()
+                .key_id(&real_id)
+                .send()
+                .await
+                .map_err(|e| kms_error("ListResourceTags", e))
+        })?;
+        let tagged_id = tags
+            .tags()
+            .iter()
+            .find(|t| t.tag_key() == TAG_ID)
+            .map(|t| t.tag_value().to_ascii_lowercase())
+            .filter(|v| v.len() % 2 == 0 && v.bytes().all(|b| b.is_ascii_hexdigit()));
+        Ok(Some(KeyInfo {
+            id: tagged_id.unwrap_or_else(|| hex(&default_id(&real_id))),
+            key_id: real_id,
+            arn,
+            alias: alias.to_string(),
+            spec,
+            usage,
+            algorithms,
+            spki: hex(&spki),
+            generated,
+        }))
+    }
+
+    /// GetPublicKey: the DER SubjectPublicKeyInfo.
+    fn public_key(&self, key_id: &str) -> Result<Vec<u8>> {
+        let c = self.client()?;
+        let out = self.run("GetPublicKey", async {
+            c.get_public_key()
+                .key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| kms_error("GetPublicKey", e))
+        })?;
+        Ok(need("GetPublicKey", out.public_key, "PublicKey")?.into_inner())
+    }
+
+    /// Put one key into the cached listing (after CreateKey), or take one out.
+    fn update_listing(&self, add: Option<KeyInfo>, remove: Option<&str>) -> Result<Listing> {
+        let mut l = self.cached_listing()?.unwrap_or_default();
+        if let Some(r) = remove {
+            l.keys.retain(|k| k.key_id != r);
+        }
+        if let Some(k) = add {
+            l.keys.retain(|x| x.key_id != k.key_id);
+            l.keys.push(k);
+        }
+        self.save_listing(&l)?;
+        Ok(l)
+    }
+
+    /// CreateKey + CreateAlias (+ GetPublicKey): the new key, already in the listing.
+    pub fn create_key(&self, k: NewKey) -> Result<KeyInfo> {
+        let c = self.client()?;
+        let name = match &k.label {
+            Some(l) if !l.is_empty() => sanitize(l),
+            _ => hex(k.id.as_deref().unwrap_or(&[])),
+        };
+        if name.is_empty() {
+            return Err(Error::msg(
+                CKR_TEMPLATE_INCOMPLETE,
+                "a KMS key needs CKA_LABEL or CKA_ID for its alias",
+            ));
+        }
+        let alias = format!("{}{}", self.alias_prefix, name);
+        let mut tags = vec![(TAG_TOKEN, k.token.clone())];
+        if let Some(l) = &k.label {
+            tags.push((TAG_LABEL, l.clone()));
+        }
+        if let Some(id) = &k.id {
+            tags.push((TAG_ID, hex(id)));
+        }
+        let tags: Vec<Tag> = tags
+            .into_iter()
+            .map(|(key, v)| Tag::builder().tag_key(key).tag_value(v).build())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::general(format!("KMS tag: {e}")))?;
+        let md = self.run("CreateKey", async {
+            c.create_key()
+                .key_spec(k.spec.clone())
+                .key_usage(k.usage.clone())
+                .description(format!("p11kms token {}", k.token))
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(|e| kms_error("CreateKey", e))
+        })?;
+        let md = need("CreateKey", md.key_metadata, "KeyMetadata")?;
+        let key_id = md.key_id().to_string();
+        let aliased = self.run("CreateAlias", async {
+            c.create_alias()
+                .alias_name(&alias)
+                .target_key_id(&key_id)
+                .send()
+                .await
+                .map_err(|e| kms_error("CreateAlias", e))
+        });
+        if let Err(e) = aliased {
+            // No alias, no object: do not leave an orphan key behind.
+            let _ = self.schedule_deletion(&key_id, None, 7);
+            if e.message().is_some_and(|m| m.contains("AlreadyExists")) {
+                return Err(Error::msg(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    format!("KMS alias {alias} already exists: choose another CKA_LABEL"),
+                ));
+            }
+            return Err(e);
+        }
+        let spki = self.public_key(&key_id)?;
+        let usage = md
+            .key_usage()
+            .map(|u| u.as_str().to_string())
+            .unwrap_or_default();
+        let algorithms: Vec<String> = if usage == "SIGN_VERIFY" {
+            md.signing_algorithms()
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect()
+        } else {
+            md.encryption_algorithms()
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect()
+        };
+        let info = KeyInfo {
+            id: hex(&k.id.unwrap_or_else(|| default_id(&key_id).to_vec())),
+            arn: md.arn().unwrap_or(&key_id).to_string(),
+            key_id,
+            alias,
+            spec: k.spec.as_str().to_string(),
+            usage,
+            algorithms,
+            spki: hex(&spki),
+            generated: true,
+        };
+        self.update_listing(Some(info.clone()), None)?;
+        Ok(info)
+    }
+
+    fn schedule_deletion(&self, key_id: &str, alias: Option<&str>, days: u32) -> Result<()> {
+        let c = self.client()?;
+        if let Some(a) = alias {
+            self.run("DeleteAlias", async {
+                c.delete_alias()
+                    .alias_name(a)
+                    .send()
+                    .await
+                    .map_err(|e| kms_error("DeleteAlias", e))
+            })?;
+        }
+        self.run("ScheduleKeyDeletion", async {
+            c.schedule_key_deletion()
+                .key_id(key_id)
+                .pending_window_in_days(days as i32)
+                .send()
+                .await
+                .map_err(|e| kms_error("ScheduleKeyDeletion", e))
+        })?;
+        Ok(())
+    }
+
+    /// C_DestroyObject of a KMS private key: DeleteAlias + ScheduleKeyDeletion with the
+    /// configured window; the key leaves the listing.
+    pub fn delete_key(&self, key: &KeyInfo) -> Result<Listing> {
+        self.schedule_deletion(&key.key_id, Some(&key.alias), self.deletion_window_days)?;
+        self.update_listing(None, Some(&key.key_id))
+    }
+
+    /// The remote half of a listed key.
+    pub fn remote_key(self: &Arc<Self>, key: &KeyInfo) -> Arc<dyn RemoteKey> {
+        Arc::new(AwsKey {
+            backend: self.clone(),
+            key_id: key.key_id.clone(),
+        })
+    }
+
+    /// Sign a digest with a KMS key (MessageType DIGEST).
+    pub fn sign(&self, key_id: &str, alg: RemoteSign, digest: &[u8]) -> Result<Vec<u8>> {
+        let c = self.client()?;
+        let alg = match alg {
+            RemoteSign::EcdsaSha256 => SigningAlgorithmSpec::EcdsaSha256,
+            RemoteSign::EcdsaSha384 => SigningAlgorithmSpec::EcdsaSha384,
+            RemoteSign::EcdsaSha512 => SigningAlgorithmSpec::EcdsaSha512,
+            RemoteSign::RsaPkcs1Sha256 => SigningAlgorithmSpec::RsassaPkcs1V15Sha256,
+            RemoteSign::RsaPkcs1Sha384 => SigningAlgorithmSpec::RsassaPkcs1V15Sha384,
+            RemoteSign::RsaPkcs1Sha512 => SigningAlgorithmSpec::RsassaPkcs1V15Sha512,
+            RemoteSign::RsaPssSha256 => SigningAlgorithmSpec::RsassaPssSha256,
+            RemoteSign::RsaPssSha384 => SigningAlgorithmSpec::RsassaPssSha384,
+            RemoteSign::RsaPssSha512 => SigningAlgorithmSpec::RsassaPssSha512,
+        };
+        let out = self.run("Sign", async {
+            c.sign()
+                .key_id(key_id)
+                .message(Blob::new(digest.to_vec()))
+                .message_type(MessageType::Digest)
+                .signing_algorithm(alg)
+                .send()
+                .await
+                .map_err(|e| kms_error("Sign", e))
+        })?;
+        Ok(need("Sign", out.signature, "Signature")?.into_inner())
+    }
+
+    /// Decrypt with a KMS RSA key.
+    pub fn decrypt_with(&self, key_id: &str, alg: RemoteDecrypt, ct: &[u8]) -> Result<Vec<u8>> {
+        let c = self.client()?;
+        let alg = match alg {
+            RemoteDecrypt::OaepSha1 => EncryptionAlgorithmSpec::RsaesOaepSha1,
+            RemoteDecrypt::OaepSha256 => EncryptionAlgorithmSpec::RsaesOaepSha256,
+        };
+        let out = self.run("Decrypt", async {
+            c.decrypt()
+                .key_id(key_id)
+                .ciphertext_blob(Blob::new(ct.to_vec()))
+                .encryption_algorithm(alg)
+                .send()
+                .await
+                .map_err(|e| kms_error("Decrypt", e))
+        })?;
+        Ok(need("Decrypt", out.plaintext, "Plaintext")?.into_inner())
+    }
+}
+
+/// CKA_ID of a key without a `p11kms:id` tag: the 16 bytes of its key id's UUID (the
+/// same on every host), else (multi-Region "mrk-" ids) SHA-256 of the id, truncated.
+pub fn default_id(key_id: &str) -> [u8; 16] {
+    let h: String = key_id.chars().filter(|c| *c != '-').collect();
+    let mut out = [0u8; 16];
+    if h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap_or(0);
+        }
+    } else {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_id.as_bytes());
+        out.copy_from_slice(&d.as_ref()[..16]);
+    }
+    out
+}
+
+/// An alias name from a CKA_LABEL: KMS allows [A-Za-z0-9/_-]; anything else becomes '_'.
+pub fn sanitize(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(200)
+        .collect()
+}
+
+/// A KMS key as a [`RemoteKey`].
+struct AwsKey {
+    backend: Arc<AwsBackend>,
+    key_id: String,
+}
+
+impl RemoteKey for AwsKey {
+    fn sign_digest(&self, alg: RemoteSign, digest: &[u8]) -> Result<Vec<u8>> {
+        self.backend.sign(&self.key_id, alg, digest)
+    }
+
+    fn decrypt(&self, alg: RemoteDecrypt, ct: &[u8]) -> Result<Vec<u8>> {
+        self.backend.decrypt_with(&self.key_id, alg, ct)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_id_is_the_uuid() {
+        assert_eq!(
+            default_id("1234abcd-12ab-34cd-56ef-1234567890ab"),
+            [
+                0x12, 0x34, 0xab, 0xcd, 0x12, 0xab, 0x34, 0xcd, 0x56, 0xef, 0x12, 0x34, 0x56, 0x78,
+                0x90, 0xab
+            ]
+        );
+        assert_ne!(default_id("mrk-1"), default_id("mrk-2"));
+    }
+
+    #[test]
+    fn sanitized_alias() {
+        assert_eq!(sanitize("my key/1.a"), "my_key/1_a");
+    }
+
+    #[test]
+    fn listing_round_trip() {
+        let l = Listing {
+            fetched_at: 5,
+            keys: vec![KeyInfo {
+                key_id: "k".into(),
+                arn: "a".into(),
+                alias: "alias/x/y".into(),
+                spec: "RSA_2048".into(),
+                usage: "SIGN_VERIFY".into(),
+                algorithms: vec!["RSASSA_PSS_SHA_256".into()],
+                spki: "3000".into(),
+                id: "01".into(),
+                generated: true,
+            }],
+        };
+        let t = toml::to_string(&l).unwrap();
+        let back: Listing = toml::from_str(&t).unwrap();
+        assert_eq!(back.keys, l.keys);
+        assert_eq!(back.fetched_at, 5);
+    }
+}

@@ -1,0 +1,734 @@
+//! The AWS KMS backend against a KMS emulator (LocalStack) on loopback, through the
+//! built module as an application loads it. Skipped (with a "skipped: no emulator"
+//! line) when AWS_ENDPOINT_URL is unset; scripts/test.sh starts LocalStack and sets it.
+//!
+//! KMS state is checked independently with boto3 from the LocalStack virtualenv, and
+//! signatures with openssl against GetPublicKey's key.
+
+mod common;
+
+use common::*;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+const CKA_P11KMS_KEY_ARN: CK_ULONG = CKA_VENDOR_DEFINED | 0x504B_0001;
+use cryptoki_sys::{CKA_VENDOR_DEFINED, CK_ULONG};
+
+fn endpoint() -> Option<String> {
+    std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// The tests count `kms call:` lines in one shared log: they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+macro_rules! need_emulator {
+    () => {
+        if endpoint().is_none() {
+            println!("skipped: no emulator (AWS_ENDPOINT_URL unset)");
+            return;
+        }
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
+}
+
+/// Run Python with a boto3 KMS client `k`; returns stdout (trimmed).
+fn boto(code: &str) -> String {
+    let venv = std::env::var("P11KMS_LOCALSTACK_VENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/p11kms/localstack-venv",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    let script = format!(
+        "import boto3, json, sys\nk = boto3.client('kms', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n{code}\n",
+        endpoint().unwrap()
+    );
+    let out = Command::new(format!("{venv}/bin/python"))
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("python from the LocalStack venv");
+    assert!(
+        out.status.success(),
+        "boto3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+struct Aws {
+    ctx: Pkcs11,
+    dir: PathBuf,
+    prefix: String,
+    slot: Slot,
+}
+
+fn config_text(dir: &Path, prefix: &str, kek: &str, log: &str) -> String {
+    format!(
+        "log_level = \"debug\"\nlog_file = \"{}\"\n\n[[token]]\nlabel = \"aws\"\nbackend = \"aws\"\nregion = \"us-east-1\"\nkek = \"{kek}\"\nalias_prefix = \"{prefix}\"\nstore = \"{}\"\n",
+        dir.join(log).display(),
+        dir.join("aws.sqlite").display()
+    )
+}
+
+static ENV: OnceLock<Aws> = OnceLock::new();
+
+fn aws() -> &'static Aws {
+    ENV.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        // Unique per run (the temp dir's random name): KMS state outlives the run.
+        let run: String = dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let prefix = format!("alias/p11kms-test/{run}/");
+        let kek_alias = format!("alias/p11kms-test-kek-{run}");
+        boto(&format!(
+            "kid = k.create_key(KeySpec='SYMMETRIC_DEFAULT', KeyUsage='ENCRYPT_DECRYPT')['KeyMetadata']['KeyId']\nk.create_alias(AliasName='{kek_alias}', TargetKeyId=kid)"
+        ));
+        let conf = dir.join("p11kms.toml");
+        std::fs::write(&conf, config_text(&dir, &prefix, &kek_alias, "module.log")).unwrap();
+        std::fs::write(
+            dir.join("child.toml"),
+            config_text(&dir, &prefix, &kek_alias, "child.log"),
+        )
+        .unwrap();
+        std::env::set_var("P11KMS_CONF", &conf);
+        std::env::set_var("XDG_DATA_HOME", dir.join("xdg"));
+        let ctx = Pkcs11::new(p11kms_path()).unwrap();
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .unwrap();
+        let slot = ctx.get_all_slots().unwrap()[0];
+        ctx.init_token(slot, &pin(SO_PIN), "aws").unwrap();
+        let s = ctx.open_rw_session(slot).unwrap();
+        s.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+        s.init_pin(&pin(USER_PIN)).unwrap();
+        s.logout().unwrap();
+        Aws {
+            ctx,
+            dir,
+            prefix,
+            slot,
+        }
+    })
+}
+
+fn session() -> Session {
+    let a = aws();
+    let s = a.ctx.open_rw_session(a.slot).unwrap();
+    match s.login(UserType::User, Some(&pin(USER_PIN))) {
+        Ok(())
+        | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {
+            s
+        }
+        Err(e) => panic!("login: {e}"),
+    }
+}
+
+/// `kms call:` lines in a log file, per operation name.
+fn kms_calls(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            l.split_once("kms call: ")
+                .map(|(_, op)| op.trim().to_string())
+        })
+        .collect()
+}
+
+fn count(calls: &[String], op: &str) -> usize {
+    calls.iter().filter(|c| *c == op).count()
+}
+
+fn module_log() -> PathBuf {
+    aws().dir.join("module.log")
+}
+
+fn find_one(s: &Session, class: ObjectClass, label: &str) -> ObjectHandle {
+    let v = s
+        .find_objects(&[
+            Attribute::Class(class),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
+        .unwrap();
+    assert_eq!(v.len(), 1, "{label}: {v:?}");
+    v[0]
+}
+
+fn gen_pair(
+    s: &Session,
+    mech: Mechanism,
+    label: &str,
+    id: &[u8],
+    extra_pub: Vec<Attribute>,
+    extra_priv: Vec<Attribute>,
+) -> (ObjectHandle, ObjectHandle) {
+    let mut pub_t = vec![
+        Attribute::Token(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id.to_vec()),
+    ];
+    pub_t.extend(extra_pub);
+    let mut priv_t = vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id.to_vec()),
+    ];
+    priv_t.extend(extra_priv);
+    s.generate_key_pair(&mech, &pub_t, &priv_t).unwrap()
+}
+
+fn arn_of(s: &Session, h: ObjectHandle) -> String {
+    let v = s
+        .get_attributes(h, &[AttributeType::VendorDefined(CKA_P11KMS_KEY_ARN)])
+        .unwrap();
+    match &v[0] {
+        Attribute::VendorDefined((_, b)) => String::from_utf8(b.clone()).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// GetPublicKey's DER SPKI, via boto3 (independent of the module).
+fn spki_of(arn: &str) -> Vec<u8> {
+    let h = boto(&format!(
+        "print(k.get_public_key(KeyId='{arn}')['PublicKey'].hex())"
+    ));
+    hex(&h)
+}
+
+fn openssl_verify_spki(spki: &[u8], hash: &str, msg: &[u8], sig_der: &[u8]) -> bool {
+    let d = tempfile::tempdir().unwrap();
+    let k = d.path().join("k.der");
+    let sg = d.path().join("s");
+    std::fs::write(&k, spki).unwrap();
+    std::fs::write(&sg, sig_der).unwrap();
+    let (ok, out, _) = openssl_status(
+        &[
+            "dgst",
+            &format!("-{hash}"),
+            "-keyform",
+            "DER",
+            "-verify",
+            k.to_str().unwrap(),
+            "-signature",
+            sg.to_str().unwrap(),
+        ],
+        msg,
+    );
+    ok && String::from_utf8_lossy(&out).contains("Verified OK")
+}
+
+#[test]
+fn ec_keygen_creates_kms_key_and_signs_with_one_call() {
+    need_emulator!();
+    let s = session();
+    let params = hex("06082a8648ce3d030107");
+    let (ph, sh) = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        "ec-one",
+        &[0xec, 1],
+        vec![Attribute::EcParams(params.clone()), Attribute::Verify(true)],
+        vec![Attribute::Sign(true)],
+    );
+    let arn = arn_of(&s, sh);
+    assert_eq!(arn, arn_of(&s, ph));
+    // The alias exists in KMS and names the key.
+    let target = boto(&format!(
+        "print([a['TargetKeyId'] for a in k.list_aliases()['Aliases'] if a['AliasName'] == '{}ec-one'][0])",
+        aws().prefix
+    ));
+    assert!(arn.ends_with(&target), "{arn} vs {target}");
+    let tags = boto(&format!("print(sorted((t['TagKey'], t['TagValue']) for t in k.list_resource_tags(KeyId='{arn}')['Tags']))"));
+    assert!(tags.contains("'p11kms:id', 'ec01'"), "{tags}");
+    assert!(tags.contains("'p11kms:label', 'ec-one'"), "{tags}");
+    // Found again by label, with the standard attributes.
+    assert_eq!(find_one(&s, ObjectClass::PRIVATE_KEY, "ec-one"), sh);
+    let attrs = s
+        .get_attributes(
+            sh,
+            &[
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::Id,
+                AttributeType::EcParams,
+            ],
+        )
+        .unwrap();
+    assert_eq!(attrs[0], Attribute::Sensitive(true));
+    assert_eq!(attrs[1], Attribute::Extractable(false));
+    assert_eq!(attrs[2], Attribute::Id(vec![0xec, 1]));
+    assert_eq!(attrs[3], Attribute::EcParams(params.clone()));
+
+    let spki = spki_of(&arn);
+    let msg = b"signed by a KMS key through PKCS#11";
+    let before = count(&kms_calls(&module_log()), "Sign");
+    let sig = s.sign(&Mechanism::EcdsaSha256, sh, msg).unwrap();
+    assert_eq!(
+        count(&kms_calls(&module_log()), "Sign"),
+        before + 1,
+        "one Sign per C_Sign"
+    );
+    assert_eq!(sig.len(), 64);
+    assert!(openssl_verify_spki(
+        &spki,
+        "sha256",
+        msg,
+        &ecdsa_to_der(&sig)
+    ));
+    // Verify is local: no KMS call.
+    let n = kms_calls(&module_log()).len();
+    s.verify(&Mechanism::EcdsaSha256, ph, msg, &sig).unwrap();
+    assert_eq!(kms_calls(&module_log()).len(), n, "verify made a KMS call");
+    // Raw CKM_ECDSA with a digest of another length (SHA-1, SHA-512): adapted like ECDSA.
+    for d in [sha("sha1", msg), sha("sha512", msg)] {
+        let sig = s.sign(&Mechanism::Ecdsa, sh, &d).unwrap();
+        s.verify(&Mechanism::Ecdsa, ph, &d, &sig).unwrap();
+    }
+    // Multi-part: hashed locally, one Sign at the end.
+    let before = count(&kms_calls(&module_log()), "Sign");
+    s.sign_init(&Mechanism::EcdsaSha384, sh).unwrap();
+    s.sign_update(b"part one, ").unwrap();
+    s.sign_update(b"part two").unwrap();
+    let sig = s.sign_final().unwrap();
+    assert_eq!(count(&kms_calls(&module_log()), "Sign"), before + 1);
+    assert!(openssl_verify_spki(
+        &spki,
+        "sha384",
+        b"part one, part two",
+        &ecdsa_to_der(&sig)
+    ));
+}
+
+#[test]
+fn rsa_pkcs1_and_pss_signatures_verify_with_openssl() {
+    need_emulator!();
+    let s = session();
+    let (ph, sh) = gen_pair(
+        &s,
+        Mechanism::RsaPkcsKeyPairGen,
+        "rsa-sign",
+        &[0x5a, 1],
+        vec![
+            Attribute::ModulusBits(2048.into()),
+            Attribute::PublicExponent(vec![1, 0, 1]),
+        ],
+        vec![Attribute::Sign(true)],
+    );
+    let spki = spki_of(&arn_of(&s, sh));
+    let msg = b"RSA through KMS";
+    let sig = s.sign(&Mechanism::Sha256RsaPkcs, sh, msg).unwrap();
+    assert!(openssl_rsa_verify(&spki, "sha256", msg, &sig, false));
+    s.verify(&Mechanism::Sha256RsaPkcs, ph, msg, &sig).unwrap();
+    // CKM_RSA_PKCS over a caller-built DigestInfo.
+    let di = digest_info("sha384", &sha("sha384", msg));
+    let sig = s.sign(&Mechanism::RsaPkcs, sh, &di).unwrap();
+    assert!(openssl_rsa_verify(&spki, "sha384", msg, &sig, false));
+    // PSS, salt = hash length.
+    let pss = PkcsPssParams {
+        hash_alg: MechanismType::SHA256,
+        mgf: PkcsMgfType::MGF1_SHA256,
+        s_len: 32.into(),
+    };
+    let sig = s.sign(&Mechanism::Sha256RsaPkcsPss(pss), sh, msg).unwrap();
+    assert!(openssl_rsa_verify(&spki, "sha256", msg, &sig, true));
+    let sig = s
+        .sign(&Mechanism::RsaPkcsPss(pss), sh, &sha("sha256", msg))
+        .unwrap();
+    assert!(openssl_rsa_verify(&spki, "sha256", msg, &sig, true));
+    // A salt KMS cannot use is refused at C_SignInit.
+    let bad = PkcsPssParams {
+        s_len: 20.into(),
+        ..pss
+    };
+    let rv = rv_err(s.sign_init(&Mechanism::Sha256RsaPkcsPss(bad), sh));
+    assert_eq!(rv, cryptoki::error::RvError::MechanismParamInvalid);
+}
+
+#[test]
+fn oaep_decrypt_of_locally_encrypted_data() {
+    need_emulator!();
+    let s = session();
+    let (ph, sh) = gen_pair(
+        &s,
+        Mechanism::RsaPkcsKeyPairGen,
+        "rsa-dec",
+        &[0xde, 1],
+        vec![
+            Attribute::ModulusBits(2048.into()),
+            Attribute::Encrypt(true),
+        ],
+        vec![Attribute::Decrypt(true)],
+    );
+    let arn = arn_of(&s, sh);
+    assert_eq!(
+        boto(&format!(
+            "print(k.describe_key(KeyId='{arn}')['KeyMetadata']['KeyUsage'])"
+        )),
+        "ENCRYPT_DECRYPT"
+    );
+    let oaep = PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::empty(),
+    );
+    let n = kms_calls(&module_log()).len();
+    let ct = s
+        .encrypt(&Mechanism::RsaPkcsOaep(oaep), ph, b"a secret message")
+        .unwrap();
+    assert_eq!(kms_calls(&module_log()).len(), n, "encrypt is local");
+    let before = count(&kms_calls(&module_log()), "Decrypt");
+    let pt = s.decrypt(&Mechanism::RsaPkcsOaep(oaep), sh, &ct).unwrap();
+    assert_eq!(pt, b"a secret message");
+    assert_eq!(count(&kms_calls(&module_log()), "Decrypt"), before + 1);
+    // (RSAES_OAEP_SHA_1 is an emulator gap in LocalStack: not tested here.)
+    let labelled = PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::data_specified(b"L"),
+    );
+    let rv = rv_err(s.decrypt(&Mechanism::RsaPkcsOaep(labelled), sh, &ct));
+    assert_eq!(rv, cryptoki::error::RvError::MechanismParamInvalid);
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn data_keys_are_kms_wrapped_and_used_locally() {
+    need_emulator!();
+    let s = session();
+    let before = kms_calls(&module_log());
+    let k = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Label(b"dek".to_vec()),
+                Attribute::ValueLen(32.into()),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+            ],
+        )
+        .unwrap();
+    let after = kms_calls(&module_log());
+    assert_eq!(
+        count(&after, "GenerateDataKey"),
+        count(&before, "GenerateDataKey") + 1
+    );
+    let value = match &s.get_attributes(k, &[AttributeType::Value]).unwrap()[0] {
+        Attribute::Value(v) => v.clone(),
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(value.len(), 32);
+    // Imported value: wrapped with Encrypt.
+    let imported_value = [0x5cu8; 32];
+    let n = count(&kms_calls(&module_log()), "Encrypt");
+    s.create_object(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(true),
+        Attribute::Label(b"imported".to_vec()),
+        Attribute::Value(imported_value.to_vec()),
+    ])
+    .unwrap();
+    assert_eq!(count(&kms_calls(&module_log()), "Encrypt"), n + 1);
+
+    // AES-GCM round trip, no KMS call per operation; 16 KiB throughput.
+    let iv = [7u8; 12];
+    let data = vec![0xabu8; 16 * 1024];
+    let calls = kms_calls(&module_log()).len();
+    let rounds = 500;
+    let t = std::time::Instant::now();
+    let mut ct = Vec::new();
+    for _ in 0..rounds {
+        let mut iv = iv;
+        let m = Mechanism::AesGcm(
+            cryptoki::mechanism::aead::GcmParams::new(&mut iv, b"aad", 128.into()).unwrap(),
+        );
+        ct = s.encrypt(&m, k, &data).unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "AES-GCM 16 KiB encrypt on a KMS-wrapped DEK: {:.0} ops/s, {:.1} MiB/s",
+        rounds as f64 / secs,
+        rounds as f64 * 16.0 / 1024.0 / secs
+    );
+    let mut iv2 = iv;
+    let m = Mechanism::AesGcm(
+        cryptoki::mechanism::aead::GcmParams::new(&mut iv2, b"aad", 128.into()).unwrap(),
+    );
+    assert_eq!(s.decrypt(&m, k, &ct).unwrap(), data);
+    assert_eq!(
+        kms_calls(&module_log()).len(),
+        calls,
+        "KMS call during AES-GCM"
+    );
+
+    // The store file holds no plaintext key bytes.
+    let mut bytes = std::fs::read(aws().dir.join("aws.sqlite")).unwrap();
+    if let Ok(w) = std::fs::read(aws().dir.join("aws.sqlite-wal")) {
+        bytes.extend(w);
+    }
+    assert!(!contains(&bytes, &value), "generated DEK in the store file");
+    assert!(
+        !contains(&bytes, &imported_value),
+        "imported key in the store file"
+    );
+}
+
+/// Re-runs this binary as a second process for `child_process`.
+fn run_child(args: &[(&str, String)]) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let mut c = Command::new(exe);
+    c.args([
+        "--exact",
+        "child_process",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("P11KMS_CONF", aws().dir.join("child.toml"))
+    .env("P11KMS_AWS_CHILD", "1");
+    for (k, v) in args {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The second process: sees the same objects with the same ids; with a current cached
+/// listing, C_Initialize..C_FindObjects make no KMS call; one Sign per sign.
+#[test]
+fn child_process() {
+    if std::env::var("P11KMS_AWS_CHILD").is_err() {
+        return;
+    }
+    let conf = PathBuf::from(std::env::var("P11KMS_CONF").unwrap());
+    let log = conf.with_file_name("child.log");
+    let _ = std::fs::remove_file(&log);
+    let ctx = Pkcs11::new(p11kms_path()).unwrap();
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = ctx.get_all_slots().unwrap()[0];
+    let s = ctx.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+    let label = std::env::var("CHILD_LABEL").unwrap();
+    let v = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Label(label.into_bytes()),
+        ])
+        .unwrap();
+    assert_eq!(v.len(), 1);
+    let calls = kms_calls(&log);
+    println!("child: kms calls through C_FindObjects: {}", calls.len());
+    let id = match &s.get_attributes(v[0], &[AttributeType::Id]).unwrap()[0] {
+        Attribute::Id(i) => i.clone(),
+        o => panic!("{o:?}"),
+    };
+    println!(
+        "child: id {}",
+        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let t = std::time::Instant::now();
+    let sig = s
+        .sign(&Mechanism::EcdsaSha256, v[0], b"from the child")
+        .unwrap();
+    println!("child: sign {} us", t.elapsed().as_micros());
+    assert_eq!(sig.len(), 64);
+    let after = kms_calls(&log);
+    println!("child: kms calls for one sign: {:?}", &after[calls.len()..]);
+    // A DEK from the parent: one Decrypt on first use, then none.
+    let dek = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(b"child-dek".to_vec()),
+        ])
+        .unwrap();
+    if let Some(k) = dek.first() {
+        let n = kms_calls(&log).len();
+        for _ in 0..3 {
+            s.encrypt(&Mechanism::AesCbcPad([1u8; 16]), *k, b"x")
+                .unwrap();
+        }
+        println!(
+            "child: kms calls for 3 uses of a DEK: {:?}",
+            &kms_calls(&log)[n..]
+        );
+    }
+}
+
+#[test]
+fn second_process_sees_same_objects_without_kms_calls() {
+    need_emulator!();
+    let s = session();
+    let (_, sh) = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        "shared-ec",
+        &[0x51, 0x51],
+        vec![Attribute::EcParams(hex("06082a8648ce3d030107"))],
+        vec![Attribute::Sign(true)],
+    );
+    let _ = sh;
+    s.generate_key(
+        &Mechanism::AesKeyGen,
+        &[
+            Attribute::Token(true),
+            Attribute::Label(b"child-dek".to_vec()),
+            // 32 bytes: LocalStack ignores GenerateDataKey's NumberOfBytes (always 32).
+            Attribute::ValueLen(32.into()),
+        ],
+    )
+    .unwrap();
+    let out = run_child(&[("CHILD_LABEL", "shared-ec".to_string())]);
+    print!("{out}");
+    assert!(
+        out.contains("child: kms calls through C_FindObjects: 0"),
+        "{out}"
+    );
+    assert!(out.contains("child: id 5151"), "{out}");
+    assert!(
+        out.contains("child: kms calls for one sign: [\"Sign\"]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("child: kms calls for 3 uses of a DEK: [\"Decrypt\"]"),
+        "{out}"
+    );
+}
+
+#[test]
+fn destroy_schedules_deletion_and_objects_disappear() {
+    need_emulator!();
+    let s = session();
+    let (ph, sh) = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        "doomed",
+        &[0xdd],
+        vec![Attribute::EcParams(hex("06052b81040022"))],
+        vec![],
+    );
+    let arn = arn_of(&s, sh);
+    // The public half alone cannot be destroyed.
+    assert_eq!(
+        rv_err(s.destroy_object(ph)),
+        cryptoki::error::RvError::ActionProhibited
+    );
+    s.destroy_object(sh).unwrap();
+    assert_eq!(
+        boto(&format!(
+            "print(k.describe_key(KeyId='{arn}')['KeyMetadata']['KeyState'])"
+        )),
+        "PendingDeletion"
+    );
+    let left = s
+        .find_objects(&[Attribute::Label(b"doomed".to_vec())])
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn disabled_key_is_key_function_not_permitted() {
+    need_emulator!();
+    let s = session();
+    let (_, sh) = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        "disabled",
+        &[0xd1],
+        vec![Attribute::EcParams(hex("06082a8648ce3d030107"))],
+        vec![],
+    );
+    let arn = arn_of(&s, sh);
+    boto(&format!("k.disable_key(KeyId='{arn}')"));
+    let rv = rv_err(s.sign(&Mechanism::EcdsaSha256, sh, b"x"));
+    assert_eq!(rv, cryptoki::error::RvError::KeyFunctionNotPermitted);
+    boto(&format!("k.enable_key(KeyId='{arn}')"));
+}
+
+/// Latency of one ECDSA P-256 sign through the module against the same KMS Sign made
+/// directly with aws-sdk-kms, in the same run (medians of 30).
+#[test]
+fn sign_latency_module_vs_sdk() {
+    need_emulator!();
+    let s = session();
+    let (_, sh) = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        "latency",
+        &[0x1a],
+        vec![Attribute::EcParams(hex("06082a8648ce3d030107"))],
+        vec![],
+    );
+    let arn = arn_of(&s, sh);
+    let digest = sha("sha256", b"latency");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt.block_on(async {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
+        aws_sdk_kms::Client::new(&conf)
+    });
+    let direct = || {
+        rt.block_on(
+            client
+                .sign()
+                .key_id(&arn)
+                .message(aws_sdk_kms::primitives::Blob::new(digest.clone()))
+                .message_type(aws_sdk_kms::types::MessageType::Digest)
+                .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::EcdsaSha256)
+                .send(),
+        )
+        .unwrap();
+    };
+    let median = |f: &mut dyn FnMut()| {
+        f(); // warm-up (connection)
+        let mut v: Vec<u128> = (0..30)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed().as_micros()
+            })
+            .collect();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let sdk = median(&mut || direct());
+    let module = median(&mut || {
+        s.sign(&Mechanism::Ecdsa, sh, &digest).unwrap();
+    });
+    println!(
+        "sign latency (median of 30): module {module} us, aws-sdk-kms direct {sdk} us, ratio {:.2}",
+        module as f64 / sdk as f64
+    );
+}
