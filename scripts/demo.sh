@@ -8,6 +8,11 @@
 #   P11KMS_DEMO_KEEP  set to 1 to keep the temporary directory (its path is printed).
 #   P11KMS_DEMO_STRICT  set to 1 to fail, not skip, a step whose mechanism the module
 #                     does not list (scripts/test.sh sets it for p11kms).
+#   P11KMS_DEMO_BACKEND  local (default) or aws: an AWS KMS token against the emulator
+#                     (scripts/localstack.sh start; AWS_ENDPOINT_URL from its `env`), so
+#                     the EC and RSA keys pkcs11-tool makes are KMS keys, the AES key a
+#                     KMS-wrapped data key, and signatures are checked against
+#                     GetPublicKey's public keys.
 #
 # Every step prints "==> [n] step"; the first failure stops the demo and names its step.
 set -Eeuo pipefail
@@ -18,6 +23,7 @@ set -Eeuo pipefail
 SO_PIN="87654321"
 PIN="123456"
 TOKEN="demo"
+BACKEND="${P11KMS_DEMO_BACKEND:-local}"
 
 STEP=0
 STEP_NAME="setup"
@@ -100,7 +106,24 @@ trap cleanup EXIT
 
 # The module's configuration: one local token whose store lives in the tempdir.
 export P11KMS_CONF="$TMP/pkcs11.conf"
-cat >"$P11KMS_CONF" <<CONF
+if [[ "$BACKEND" == aws ]]; then
+    [[ -n "${AWS_ENDPOINT_URL:-}" ]] || fail "P11KMS_DEMO_BACKEND=aws needs the emulator: eval \"\$(scripts/localstack.sh env)\""
+    RUN="$(date +%s)-$$"
+    KMS_PREFIX="alias/p11kms-demo-$RUN/"
+    KEK="$("$P11KMS_ROOT/scripts/localstack.sh" kek "alias/p11kms-demo-kek-$RUN")" || fail "cannot create the KEK in the emulator"
+    cat >"$P11KMS_CONF" <<CONF
+log_level = "warn"
+
+[[token]]
+label = "$TOKEN"
+backend = "aws"
+region = "${AWS_DEFAULT_REGION:-us-east-1}"
+kek = "$KEK"
+alias_prefix = "$KMS_PREFIX"
+store = "$TMP/demo.sqlite"
+CONF
+else
+    cat >"$P11KMS_CONF" <<CONF
 log_level = "warn"
 
 [[token]]
@@ -108,6 +131,7 @@ label = "$TOKEN"
 backend = "local"
 store = "$TMP/demo.sqlite"
 CONF
+fi
 
 # SoftHSM, the reference module, keeps its tokens where SOFTHSM2_CONF says.
 # This is setup only: every step below is the same whatever the module.
@@ -208,6 +232,20 @@ openssl pkey -pubin -in ec.pem -noout -text | grep -q 'prime256v1' ||
     fail "ec1 public key is not on P-256"
 openssl pkey -pubin -in rsa.pem -noout -text | grep -q 'Public-Key: (2048 bit)' ||
     fail "rsa1 public key is not 2048 bits"
+
+if [[ "$BACKEND" == aws ]]; then
+    step "the key pairs are KMS keys: GetPublicKey (boto3, not the module) gives the same keys"
+    for k in ec1:ec rsa1:rsa; do
+        label="${k%%:*}" f="${k##*:}"
+        "$P11KMS_ROOT/scripts/localstack.sh" pubkey "$KMS_PREFIX$label" "$f-kms.der" ||
+            fail "no KMS key behind alias $KMS_PREFIX$label"
+        run openssl pkey -pubin -inform DER -in "$f-kms.der" -out "$f-kms.pem"
+        cmp -s <(openssl pkey -pubin -in "$f.pem" -outform DER) <(openssl pkey -pubin -in "$f-kms.pem" -outform DER) ||
+            fail "$label: the token's public key is not KMS's"
+        # Every signature below is verified against KMS's own public key.
+        cp "$f-kms.pem" "$f.pem"
+    done
+fi
 
 printf 'p11kms demo: the quick brown fox signs over the lazy dog\n' >data.txt
 

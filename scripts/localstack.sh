@@ -270,15 +270,47 @@ cmd_selfcheck() {
         AWS_DEFAULT_REGION=us-east-1 "$VENV/bin/python" "$SCRIPTS/localstack-selfcheck.py"
 }
 
+# boto3 against the emulator, for the scripts that need a KMS call of their own.
+kms_py() {
+    [[ -x "$VENV/bin/python" ]] || die "no virtualenv at $VENV: run '$0 install' first"
+    AWS_ENDPOINT_URL="$ENDPOINT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+        AWS_DEFAULT_REGION=us-east-1 "$VENV/bin/python" -c "$1" "${@:2}"
+}
+
+# kek ALIAS: make a SYMMETRIC_DEFAULT key with that alias unless it exists.
+cmd_kek() {
+    [[ -n "${1:-}" ]] || die "usage: $0 kek alias/NAME"
+    kms_py '
+import sys, boto3
+k = boto3.client("kms")
+alias = sys.argv[1]
+names = [a["AliasName"] for p in k.get_paginator("list_aliases").paginate() for a in p["Aliases"]]
+if alias not in names:
+    kid = k.create_key(KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
+    k.create_alias(AliasName=alias, TargetKeyId=kid)
+print(alias)' "$1"
+}
+
+# pubkey ALIAS FILE: GetPublicKey of the key behind ALIAS, as DER, into FILE.
+cmd_pubkey() {
+    [[ -n "${1:-}" && -n "${2:-}" ]] || die "usage: $0 pubkey alias/NAME FILE"
+    kms_py '
+import sys, boto3
+k = boto3.client("kms")
+open(sys.argv[2], "wb").write(k.get_public_key(KeyId=sys.argv[1])["PublicKey"])' "$1" "$2"
+}
+
 case "${1:-}" in
     install) cmd_install ;;
+    kek) cmd_kek "${2:-}" ;;
+    pubkey) cmd_pubkey "${2:-}" "${3:-}" ;;
     start) cmd_start ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
     env) cmd_env ;;
     selfcheck) cmd_selfcheck ;;
     *)
-        echo "usage: $0 install|start|stop|status|env|selfcheck" >&2
+        echo "usage: $0 install|start|stop|status|env|selfcheck|kek ALIAS|pubkey ALIAS FILE" >&2
         exit 2
         ;;
 esac
