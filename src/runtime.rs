@@ -50,10 +50,14 @@ impl Runtime {
         rt.block_on(async move {
             match tokio::time::timeout(timeout, fut).await {
                 Ok(r) => r,
-                Err(_) => Err(Error::device(format!(
-                    "{what}: no answer within {} s (timeout_secs)",
-                    timeout.as_secs()
-                ))),
+                Err(_) => {
+                    let m = format!(
+                        "{what}: no answer within {} s (timeout_secs)",
+                        timeout.as_secs()
+                    );
+                    log_at!(Info, "kms {what} failed (timeout): {m}");
+                    Err(Error::device(m))
+                }
             }
         })
     }

@@ -668,7 +668,14 @@ fn disabled_key_is_key_function_not_permitted() {
     boto(&format!("k.disable_key(KeyId='{arn}')"));
     let rv = rv_err(s.sign(&Mechanism::EcdsaSha256, sh, b"x"));
     assert_eq!(rv, cryptoki::error::RvError::KeyFunctionNotPermitted);
+    let l = std::fs::read_to_string(module_log()).unwrap();
+    assert!(
+        l.contains("kms Sign failed (key disabled or pending deletion): DisabledException"),
+        "{l}"
+    );
     boto(&format!("k.enable_key(KeyId='{arn}')"));
+    // Enabled again: signing works, nothing remembered the failure.
+    assert_eq!(s.sign(&Mechanism::EcdsaSha256, sh, b"x").unwrap().len(), 64);
 }
 
 /// Latency of one ECDSA P-256 sign through the module against the same KMS Sign made
@@ -731,4 +738,267 @@ fn sign_latency_module_vs_sdk() {
         "sign latency (median of 30): module {module} us, aws-sdk-kms direct {sdk} us, ratio {:.2}",
         module as f64 / sdk as f64
     );
+}
+
+// ---- error paths ---------------------------------------------------------------------
+
+/// A loopback port that forwards to the emulator only once `live` is set; before that it
+/// accepts connections and never answers (a hung endpoint). Not listening at all (port
+/// unused) is the other way of being unreachable.
+struct Forwarder {
+    live: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn upstream_addr() -> String {
+    endpoint()
+        .unwrap()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+fn start_forwarder(port: u16) -> Forwarder {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let live = std::sync::Arc::new(AtomicBool::new(false));
+    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let up = upstream_addr();
+    let flag = live.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming() {
+            let Ok(c) = c else { continue };
+            if !flag.load(Ordering::SeqCst) {
+                held.push(c); // never answered
+                continue;
+            }
+            let Ok(u) = std::net::TcpStream::connect(&up) else {
+                continue;
+            };
+            let (mut c2, mut u2) = (c.try_clone().unwrap(), u.try_clone().unwrap());
+            let (mut c, mut u) = (c, u);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c, &mut u);
+                let _ = u.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut u2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    Forwarder { live }
+}
+
+fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A token config on the parent's store (PINs, cached listing) with another endpoint.
+fn error_config(endpoint_line: &str, log: &str) -> PathBuf {
+    let a = aws();
+    let base = std::fs::read_to_string(a.dir.join("child.toml")).unwrap();
+    let text = base.replace("child.log", log).replace(
+        "[[token]]\n",
+        &format!("[[token]]\n{endpoint_line}timeout_secs = 2\nrefresh_secs = 1\n"),
+    );
+    let path = a.dir.join(format!("{log}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_error_child(mode: &str, conf: &Path, envs: &[(&str, String)], clear: &[&str]) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let mut c = Command::new(exe);
+    c.args(["--exact", "error_child", "--nocapture", "--test-threads=1"])
+        .env("P11KMS_CONF", conf)
+        .env("P11KMS_AWS_ERROR_CHILD", mode);
+    for k in clear {
+        c.env_remove(k);
+    }
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "error child {mode} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// One bounded step: its result and the check that it took less than timeout + 5 s.
+fn bounded<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let t = std::time::Instant::now();
+    let r = f();
+    let secs = t.elapsed().as_secs_f64();
+    println!("error child: {what}: {secs:.2} s");
+    assert!(secs < 7.0, "{what} took {secs:.1} s (timeout_secs = 2)");
+    r
+}
+
+/// The child of the error-path tests (P11KMS_AWS_ERROR_CHILD names the case).
+#[test]
+fn error_child() {
+    let Ok(mode) = std::env::var("P11KMS_AWS_ERROR_CHILD") else {
+        return;
+    };
+    let conf = PathBuf::from(std::env::var("P11KMS_CONF").unwrap());
+    let log = PathBuf::from(
+        std::fs::read_to_string(&conf)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("log_file = "))
+            .unwrap()
+            .trim_matches('"'),
+    );
+    let _ = std::fs::remove_file(&log);
+    let label = std::env::var("CHILD_LABEL").unwrap();
+    let ctx = Pkcs11::new(p11kms_path()).unwrap();
+    bounded("C_Initialize", || {
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .unwrap()
+    });
+    let slot = ctx.get_all_slots().unwrap()[0];
+    let s = ctx.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+    // A stale listing (refresh_secs = 1): C_FindObjects tries KMS, fails, keeps the cache.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let find = |s: &Session| {
+        s.find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Label(label.clone().into_bytes()),
+        ])
+        .unwrap()
+    };
+    let v = bounded("C_FindObjects", || find(&s));
+    assert_eq!(v.len(), 1, "the cached listing stays in use");
+    let key = v[0];
+    let sign = |s: &Session| s.sign(&Mechanism::EcdsaSha256, key, b"error paths");
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    match mode.as_str() {
+        "unreachable" => {
+            let port: u16 = std::env::var("DEAD_PORT").unwrap().parse().unwrap();
+            // Nothing listens: connection refused (after the SDK's retries).
+            let rv = rv_err(bounded("C_Sign, port closed", || sign(&s)));
+            assert_eq!(rv, cryptoki::error::RvError::DeviceError);
+            assert!(logged().contains("kms Sign failed"), "{}", logged());
+            assert!(logged().contains("KMS key listing not refreshed"));
+            // Something listens and never answers: the timeout ends the call.
+            let fwd = start_forwarder(port);
+            let rv = rv_err(bounded("C_Sign, endpoint hangs", || sign(&s)));
+            assert_eq!(rv, cryptoki::error::RvError::DeviceError);
+            assert!(logged().contains("timeout"), "{}", logged());
+            // KMS is back: the same token works again, nothing cached the failure.
+            fwd.live.store(true, std::sync::atomic::Ordering::SeqCst);
+            let sig = bounded("C_Sign, endpoint back", || sign(&s)).unwrap();
+            assert_eq!(sig.len(), 64);
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            let n = count(&kms_calls(&log), "ListAliases");
+            assert_eq!(find(&s).len(), 1);
+            assert_eq!(
+                count(&kms_calls(&log), "ListAliases"),
+                n + 1,
+                "listing refreshed"
+            );
+            assert!(logged().contains("failed (unreachable)"), "{}", logged());
+        }
+        "credentials" => {
+            let rv = rv_err(bounded("C_Sign, no credentials", || sign(&s)));
+            assert_eq!(rv, cryptoki::error::RvError::DeviceError);
+            let l = logged();
+            assert!(l.contains("kms Sign failed (credentials)"), "{l}");
+        }
+        m => panic!("unknown mode {m}"),
+    }
+    println!("error child: log\n{}", logged());
+}
+
+fn error_key(s: &Session, label: &str, id: u8) -> (ObjectHandle, String) {
+    let (_, sh) = gen_pair(
+        s,
+        Mechanism::EccKeyPairGen,
+        label,
+        &[0xe0, id],
+        vec![Attribute::EcParams(hex("06082a8648ce3d030107"))],
+        vec![],
+    );
+    let arn = arn_of(s, sh);
+    (sh, arn)
+}
+
+#[test]
+fn unreachable_endpoint_fails_within_timeout_and_recovers() {
+    need_emulator!();
+    let s = session();
+    error_key(&s, "err-dead", 1);
+    let port = unused_port();
+    let conf = error_config(
+        &format!("endpoint = \"http://127.0.0.1:{port}\"\n"),
+        "dead.log",
+    );
+    let out = run_error_child(
+        "unreachable",
+        &conf,
+        &[
+            ("CHILD_LABEL", "err-dead".into()),
+            ("DEAD_PORT", port.to_string()),
+        ],
+        &[],
+    );
+    print!("{out}");
+}
+
+#[test]
+fn missing_credentials_are_device_error_naming_credentials() {
+    need_emulator!();
+    let s = session();
+    error_key(&s, "err-creds", 2);
+    let conf = error_config("", "nocreds.log");
+    let home = tempfile::tempdir().unwrap();
+    let empty = home.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    let out = run_error_child(
+        "credentials",
+        &conf,
+        &[
+            ("CHILD_LABEL", "err-creds".into()),
+            ("HOME", home.path().display().to_string()),
+            ("AWS_SHARED_CREDENTIALS_FILE", empty.display().to_string()),
+            ("AWS_CONFIG_FILE", empty.display().to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ],
+        &[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ],
+    );
+    print!("{out}");
+}
+
+#[test]
+fn pending_deletion_key_is_key_function_not_permitted_until_cancelled() {
+    need_emulator!();
+    let s = session();
+    let (sh, arn) = error_key(&s, "err-pending", 3);
+    boto(&format!(
+        "k.schedule_key_deletion(KeyId='{arn}', PendingWindowInDays=7)"
+    ));
+    let rv = rv_err(s.sign(&Mechanism::EcdsaSha256, sh, b"x"));
+    assert_eq!(rv, cryptoki::error::RvError::KeyFunctionNotPermitted);
+    // Cancelling leaves the key disabled (as in AWS); enabling it makes it usable again.
+    boto(&format!(
+        "k.cancel_key_deletion(KeyId='{arn}')\nk.enable_key(KeyId='{arn}')"
+    ));
+    assert_eq!(s.sign(&Mechanism::EcdsaSha256, sh, b"x").unwrap().len(), 64);
 }

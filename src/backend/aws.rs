@@ -128,10 +128,11 @@ where
         _ => CKR_DEVICE_ERROR,
     };
     let what = match (&e, code.as_deref()) {
+        (_, Some("DisabledException") | Some("KMSInvalidStateException")) => {
+            "key disabled or pending deletion"
+        }
         (SdkError::TimeoutError(_), _) => "timeout",
         (SdkError::DispatchFailure(d), _) if d.is_timeout() => "timeout",
-        (SdkError::DispatchFailure(_), _) if text.contains("credentials") => "credentials",
-        (SdkError::DispatchFailure(_), _) => "unreachable",
         (_, Some(c)) if c.contains("AccessDenied") => "access denied",
         (_, Some(c)) if c.contains("Throttl") => "throttled (after retries)",
         (_, Some(c))
@@ -139,6 +140,10 @@ where
         {
             "credentials"
         }
+        (SdkError::ServiceError(_), _) | (SdkError::ResponseError(_), _) => "error",
+        // No credentials is a failure before dispatch (identity resolution).
+        _ if text.to_ascii_lowercase().contains("credential") => "credentials",
+        (SdkError::DispatchFailure(_), _) => "unreachable",
         _ => "error",
     };
     log_at!(Info, "kms {op} failed ({what}): {text}");
