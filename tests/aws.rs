@@ -1002,3 +1002,103 @@ fn pending_deletion_key_is_key_function_not_permitted_until_cancelled() {
     ));
     assert_eq!(s.sign(&Mechanism::EcdsaSha256, sh, b"x").unwrap().len(), 64);
 }
+
+/// secp256k1: C_GenerateKeyPair with its OID makes an ECC_SECG_P256K1 key; CKM_ECDSA and
+/// CKM_ECDSA_SHA256 sign through KMS; r||s verifies locally and with openssl against
+/// GetPublicKey's SPKI; a fresh listing shows the key.
+#[test]
+fn secp256k1_keygen_signs_through_kms() {
+    need_emulator!();
+    let s = session();
+    let params = hex("06052b8104000a");
+    let (ph, sh) = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        "k256",
+        &[0x25, 0x6b],
+        vec![Attribute::EcParams(params.clone()), Attribute::Verify(true)],
+        vec![Attribute::Sign(true)],
+    );
+    let arn = arn_of(&s, sh);
+    assert_eq!(
+        boto(&format!(
+            "print(k.describe_key(KeyId='{arn}')['KeyMetadata']['KeySpec'])"
+        )),
+        "ECC_SECG_P256K1"
+    );
+    let attrs = s
+        .get_attributes(ph, &[AttributeType::EcParams, AttributeType::EcPoint])
+        .unwrap();
+    assert_eq!(attrs[0], Attribute::EcParams(params.clone()));
+    let spki = spki_of(&arn);
+    let msg = b"secp256k1 through KMS";
+    let sig = s.sign(&Mechanism::EcdsaSha256, sh, msg).unwrap();
+    assert_eq!(sig.len(), 64);
+    s.verify(&Mechanism::EcdsaSha256, ph, msg, &sig).unwrap();
+    assert!(openssl_verify_spki(
+        &spki,
+        "sha256",
+        msg,
+        &ecdsa_to_der(&sig)
+    ));
+    // Raw CKM_ECDSA, checked with openssl pkeyutl over the digest.
+    let d = sha("sha256", msg);
+    let sig = s.sign(&Mechanism::Ecdsa, sh, &d).unwrap();
+    s.verify(&Mechanism::Ecdsa, ph, &d, &sig).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (k, sg, dg) = (
+        dir.path().join("k.der"),
+        dir.path().join("s"),
+        dir.path().join("d"),
+    );
+    std::fs::write(&k, &spki).unwrap();
+    std::fs::write(&sg, ecdsa_to_der(&sig)).unwrap();
+    std::fs::write(&dg, &d).unwrap();
+    let (ok, out, err) = openssl_status(
+        &[
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-keyform",
+            "DER",
+            "-inkey",
+            k.to_str().unwrap(),
+            "-sigfile",
+            sg.to_str().unwrap(),
+            "-in",
+            dg.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(ok, "{} {err}", String::from_utf8_lossy(&out));
+    // A listing fetched from KMS (the child, refresh_secs = 1) shows the key.
+    let conf = error_config("", "k256.log");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = run_child_conf(&conf, "k256");
+    assert!(out.contains("child: id 256b"), "{out}");
+    let calls = kms_calls(&aws().dir.join("k256.log"));
+    assert!(count(&calls, "ListAliases") >= 1, "{calls:?}");
+}
+
+fn run_child_conf(conf: &Path, label: &str) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args([
+            "--exact",
+            "child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("P11KMS_CONF", conf)
+        .env("P11KMS_AWS_CHILD", "1")
+        .env("CHILD_LABEL", label)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

@@ -352,13 +352,36 @@ fn ec_generated_key_pairs() {
         assert_eq!(sig.len(), 2 * curve_bytes(params));
         assert!(ecdsa_verify(params, &point, "sha256", msg, &sig));
     }
-    // Unknown curve (secp256k1).
+    // secp256k1: generated and signing (r||s), like SoftHSM does through OpenSSL.
     let k1 = [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
+    let (pubk, privk) = s
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::Verify(true), Attribute::EcParams(k1.to_vec())],
+            &[Attribute::Sign(true)],
+        )
+        .unwrap();
+    let point = ec_point_from_attr(&attr_bytes(&s, pubk, CKA_EC_POINT));
+    assert_eq!(point.len(), 65);
+    let msg = b"secp256k1 keygen";
+    let sig = s.sign(&Mechanism::EcdsaSha256, privk, msg).unwrap();
+    assert_eq!(sig.len(), 64);
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256K1_SHA256_FIXED,
+        &point,
+    )
+    .verify(msg, &sig)
+    .unwrap();
+    s.verify(&Mechanism::EcdsaSha256, pubk, msg, &sig).unwrap();
+    // Unknown curve (brainpoolP256r1).
+    let bp = [
+        0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07,
+    ];
     if !is_reference() {
-        // SoftHSM supports secp256k1 through OpenSSL.
+        // SoftHSM supports brainpool curves through OpenSSL.
         let r = rv_err(s.generate_key_pair(
             &Mechanism::EccKeyPairGen,
-            &[Attribute::EcParams(k1.to_vec())],
+            &[Attribute::EcParams(bp.to_vec())],
             &[Attribute::Sign(true)],
         ));
         assert!(

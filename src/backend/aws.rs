@@ -406,6 +406,7 @@ impl AwsBackend {
                 | "ECC_NIST_P256"
                 | "ECC_NIST_P384"
                 | "ECC_NIST_P521"
+                | "ECC_SECG_P256K1"
         ) && matches!(usage.as_str(), "SIGN_VERIFY" | "ENCRYPT_DECRYPT");
         if !md.enabled() || md.key_state() != Some(&KeyState::Enabled) || !supported {
             return Ok(None);

@@ -267,6 +267,7 @@ fn signing_alg(c: Curve) -> &'static EcdsaSigningAlgorithm {
         Curve::P256 => &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
         Curve::P384 => &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
         Curve::P521 => &sig::ECDSA_P521_SHA512_FIXED_SIGNING,
+        Curve::K256 => &sig::ECDSA_P256K1_SHA256_FIXED_SIGNING,
     }
 }
 
@@ -275,14 +276,17 @@ fn verification_alg(c: Curve) -> &'static EcdsaVerificationAlgorithm {
         Curve::P256 => &sig::ECDSA_P256_SHA256_FIXED,
         Curve::P384 => &sig::ECDSA_P384_SHA384_FIXED,
         Curve::P521 => &sig::ECDSA_P521_SHA512_FIXED,
+        Curve::K256 => &sig::ECDSA_P256K1_SHA256_FIXED,
     }
 }
 
-fn ecdh_alg(c: Curve) -> &'static agreement::Algorithm {
+/// aws-lc-rs has no ECDH on secp256k1: `None` there.
+fn ecdh_alg(c: Curve) -> Option<&'static agreement::Algorithm> {
     match c {
-        Curve::P256 => &agreement::ECDH_P256,
-        Curve::P384 => &agreement::ECDH_P384,
-        Curve::P521 => &agreement::ECDH_P521,
+        Curve::P256 => Some(&agreement::ECDH_P256),
+        Curve::P384 => Some(&agreement::ECDH_P384),
+        Curve::P521 => Some(&agreement::ECDH_P521),
+        Curve::K256 => None,
     }
 }
 
@@ -669,6 +673,7 @@ fn ecdsa_digest(c: Curve, input: &[u8]) -> Result<digest::Digest> {
         Curve::P256 => (&digest::SHA256, 32),
         Curve::P384 => (&digest::SHA384, 48),
         Curve::P521 => (&digest::SHA512, 64),
+        Curve::K256 => (&digest::SHA256, 32),
     };
     if input.is_empty() || (c == Curve::P521 && input.len() > n) {
         return Err(err(CKR_DATA_LEN_RANGE));
@@ -864,6 +869,7 @@ fn remote_ecdsa(c: Curve) -> RemoteSign {
         Curve::P256 => RemoteSign::EcdsaSha256,
         Curve::P384 => RemoteSign::EcdsaSha384,
         Curve::P521 => RemoteSign::EcdsaSha512,
+        Curve::K256 => RemoteSign::EcdsaSha256,
     }
 }
 
@@ -1127,7 +1133,22 @@ pub fn rsa_components(der: &[u8]) -> Result<RsaComponents> {
 /// Compute the public point of an EC private scalar (import without CKA_EC_POINT).
 pub fn ec_public_point(curve: Curve, d: &[u8]) -> Result<Vec<u8>> {
     let d = scalar_fixed(curve, d)?;
-    let key = agreement::PrivateKey::from_private_key(ecdh_alg(curve), &d)
+    let Some(alg) = ecdh_alg(curve) else {
+        // RFC 5915 ECPrivateKey without its public key: aws-lc computes the point.
+        let der = Zeroizing::new(der::tlv(
+            der::SEQUENCE,
+            &[
+                &[0x02, 0x01, 0x01][..],
+                &der::tlv(0x04, &d),
+                &der::tlv(0xa0, curve_params(curve)),
+            ]
+            .concat(),
+        ));
+        let kp = EcdsaKeyPair::from_private_key_der(signing_alg(curve), &der)
+            .map_err(|_| err(CKR_ATTRIBUTE_VALUE_INVALID))?;
+        return Ok(kp.public_key().as_ref().to_vec());
+    };
+    let key = agreement::PrivateKey::from_private_key(alg, &d)
         .map_err(|_| err(CKR_ATTRIBUTE_VALUE_INVALID))?;
     let public = key
         .compute_public_key()
@@ -1142,6 +1163,7 @@ const EC_PUBLIC_KEY_OID: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x0
 const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const P384_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 const P521_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
+const K256_OID: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
 
 fn rsa_spki(n: &[u8], e: &[u8]) -> Vec<u8> {
     let key = der::uint_seq(&[n, e]);
@@ -1238,6 +1260,7 @@ pub fn curve_from_params(params: &[u8]) -> Result<Curve> {
             (Curve::P256, P256_OID),
             (Curve::P384, P384_OID),
             (Curve::P521, P521_OID),
+            (Curve::K256, K256_OID),
         ]
         .into_iter()
         .find(|(_, oid)| oid[2..] == *value)
@@ -1247,6 +1270,7 @@ pub fn curve_from_params(params: &[u8]) -> Result<Curve> {
             b"prime256v1" | b"secp256r1" | b"P-256" => Ok(Curve::P256),
             b"secp384r1" | b"P-384" => Ok(Curve::P384),
             b"secp521r1" | b"P-521" => Ok(Curve::P521),
+            b"secp256k1" => Ok(Curve::K256),
             _ => Err(err(CKR_CURVE_NOT_SUPPORTED)),
         },
         _ => Err(err(CKR_CURVE_NOT_SUPPORTED)),
@@ -1259,6 +1283,7 @@ pub fn curve_params(c: Curve) -> &'static [u8] {
         Curve::P256 => P256_OID,
         Curve::P384 => P384_OID,
         Curve::P521 => P521_OID,
+        Curve::K256 => K256_OID,
     }
 }
 
@@ -1668,6 +1693,41 @@ mod tests {
             out[(i + 1) * width - v.len()..(i + 1) * width].copy_from_slice(v);
         }
         out
+    }
+
+    /// secp256k1 on the local backend: keygen, ECDSA sign (r||s), local verify, the
+    /// same signature accepted by aws-lc-rs's own verifier, SPKI as aws-lc encodes it,
+    /// the public point recomputed from the scalar.
+    #[test]
+    fn secp256k1_local_sign_verify() {
+        let (m, key) = ec_key(Curve::K256);
+        let KeyMaterial::EcPrivate { d, point, .. } = &m else {
+            unreachable!()
+        };
+        assert_eq!(point.len(), 65);
+        assert_eq!(&ec_public_point(Curve::K256, d).unwrap(), point);
+        let public = LocalKey::new(public_of(&m)).unwrap();
+        let data = b"secp256k1 message";
+        let s = sign(&mech(CKM_ECDSA_SHA256), &key, &[data]);
+        assert_eq!(s.len(), 64);
+        assert_eq!(verify(&mech(CKM_ECDSA_SHA256), &public, data, &s), CKR_OK);
+        sig::UnparsedPublicKey::new(&sig::ECDSA_P256K1_SHA256_FIXED, point)
+            .verify(data, &s)
+            .unwrap();
+        // Raw CKM_ECDSA over a SHA-512 digest: truncated to 32 bytes like ECDSA does.
+        let h = digest::digest(&digest::SHA512, data);
+        let s = sign(&mech(CKM_ECDSA), &key, &[h.as_ref()]);
+        assert_eq!(verify(&mech(CKM_ECDSA), &public, h.as_ref(), &s), CKR_OK);
+        let mut bad = s.clone();
+        bad[5] ^= 1;
+        assert_ne!(verify(&mech(CKM_ECDSA), &public, h.as_ref(), &bad), CKR_OK);
+        let spki = public_key_info(&m).unwrap();
+        let kp = EcdsaKeyPair::from_private_key_and_public_key(signing_alg(Curve::K256), d, point)
+            .unwrap();
+        use aws_lc_rs::encoding::AsDer;
+        assert_eq!(kp.public_key().as_der().unwrap().as_ref(), spki.as_slice());
+        let back = public_from_spki(&spki).unwrap();
+        assert_eq!(public_key_info(&back).unwrap(), spki);
     }
 
     fn ec_key(c: Curve) -> (KeyMaterial, Arc<LocalKey>) {
@@ -2255,6 +2315,7 @@ mod tests {
                 Curve::P256 => (Hash::Sha256, &sig::ECDSA_P256_SHA256_FIXED),
                 Curve::P384 => (Hash::Sha384, &sig::ECDSA_P384_SHA384_FIXED),
                 Curve::P521 => (Hash::Sha512, &sig::ECDSA_P521_SHA512_FIXED),
+                Curve::K256 => (Hash::Sha256, &sig::ECDSA_P256K1_SHA256_FIXED),
             };
             let sig = sign(&mech(h.ecdsa()), &key, &[data]);
             let KeyMaterial::EcPrivate { point, .. } = &m else {
@@ -2440,12 +2501,15 @@ mod tests {
             curve_from_params(&printable("secp521r1")).unwrap(),
             Curve::P521
         );
-        let not_supported: [&[u8]; 5] = [
-            &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a], // secp256k1
+        assert_eq!(
+            curve_from_params(&printable("secp256k1")).unwrap(),
+            Curve::K256
+        );
+        let not_supported: [&[u8]; 4] = [
             &[
                 0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07,
             ], // brainpoolP256r1
-            &printable("secp256k1"),
+            &printable("brainpoolP256r1"),
             &[0x30, 0x03, 0x02, 0x01, 0x01], // explicit parameters
             &[0x05, 0x00],                   // implicitlyCA
         ];

@@ -57,6 +57,8 @@ pub enum Curve {
     P256,
     P384,
     P521,
+    /// secp256k1 (SEC 2, OID 1.3.132.0.10): KMS ECC_SECG_P256K1.
+    K256,
 }
 
 /// Raw key material, as imported or generated. Secret parts are zeroized on drop.
@@ -319,5 +321,6 @@ pub fn curve_field_len(c: Curve) -> usize {
         Curve::P256 => 32,
         Curve::P384 => 48,
         Curve::P521 => 66,
+        Curve::K256 => 32,
     }
 }

@@ -883,6 +883,7 @@ fn curve_id(c: Curve) -> u8 {
         Curve::P256 => 1,
         Curve::P384 => 2,
         Curve::P521 => 3,
+        Curve::K256 => 4,
     }
 }
 
@@ -899,6 +900,7 @@ pub fn decode_material(b: &[u8]) -> Option<KeyMaterial> {
         [1] => Some(Curve::P256),
         [2] => Some(Curve::P384),
         [3] => Some(Curve::P521),
+        [4] => Some(Curve::K256),
         _ => None,
     };
     Some(match (tag, fields.as_slice()) {

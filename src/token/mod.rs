@@ -586,6 +586,7 @@ impl Token {
                         crate::mechanism::Curve::P256 => KeySpec::EccNistP256,
                         crate::mechanism::Curve::P384 => KeySpec::EccNistP384,
                         crate::mechanism::Curve::P521 => KeySpec::EccNistP521,
+                        crate::mechanism::Curve::K256 => KeySpec::EccSecgP256K1,
                     };
                     (spec, KeyUsageType::SignVerify)
                 }
