@@ -71,7 +71,6 @@ pub fn init(h: CK_SESSION_HANDLE, d: Dir, mech: &Mechanism, key: CK_OBJECT_HANDL
         Dir::Decrypt => mechanism::decrypt_init(mech, &k)?,
     };
     *slot(&mut g, d) = Some(CipherOp {
-        mech: mech.mech,
         op,
         stash: None,
         multi: false,

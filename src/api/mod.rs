@@ -116,7 +116,7 @@ impl Module {
 
     fn add_session(&self, slot: usize, rw: bool) -> CK_SESSION_HANDLE {
         let h = self.next_session.fetch_add(1, Ordering::Relaxed) as CK_SESSION_HANDLE;
-        let inner = Arc::new(Mutex::new(Session::new(h, slot, rw)));
+        let inner = Arc::new(Mutex::new(Session::default()));
         self.sessions
             .write()
             .insert(h, Arc::new(SessionSlot { slot, rw, inner }));

@@ -25,7 +25,6 @@ pub fn sign_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE) 
     let k = s.token.key(&e)?;
     let op = mechanism::sign_init(mech, &k)?;
     g.sign = Some(SignOp {
-        mech: mech.mech,
         op,
         multi: false,
         multipart_ok: !single_part_only(mech.mech),
@@ -106,7 +105,6 @@ pub fn verify_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE
     let k = s.token.key(&e)?;
     let op = mechanism::verify_init(mech, &k)?;
     g.verify = Some(VerifyOp {
-        mech: mech.mech,
         op,
         multi: false,
         multipart_ok: !single_part_only(mech.mech),

@@ -17,7 +17,6 @@ pub struct Stash {
 
 /// An active encrypt or decrypt.
 pub struct CipherOp {
-    pub mech: CK_MECHANISM_TYPE,
     pub op: Box<dyn Cipher>,
     pub stash: Option<Stash>,
     /// C_*Update was called: the single-part call is no longer allowed.
@@ -27,7 +26,6 @@ pub struct CipherOp {
 
 /// An active sign.
 pub struct SignOp {
-    pub mech: CK_MECHANISM_TYPE,
     pub op: Box<dyn Signer>,
     pub multi: bool,
     pub multipart_ok: bool,
@@ -37,7 +35,6 @@ pub struct SignOp {
 
 /// An active verify.
 pub struct VerifyOp {
-    pub mech: CK_MECHANISM_TYPE,
     pub op: Box<dyn Verifier>,
     pub multi: bool,
     pub multipart_ok: bool,
@@ -55,12 +52,10 @@ pub struct FindOp {
     pub pos: usize,
 }
 
-/// One session.
+/// One session's operations. Its handle, slot and read-write flag never change and
+/// live beside it in the session table (`api::SessionSlot`), outside this lock.
+#[derive(Default)]
 pub struct Session {
-    pub handle: CK_SESSION_HANDLE,
-    /// Index of the token in the module's slot list.
-    pub slot: usize,
-    pub rw: bool,
     pub find: Option<FindOp>,
     pub encrypt: Option<CipherOp>,
     pub decrypt: Option<CipherOp>,
@@ -70,28 +65,9 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(handle: CK_SESSION_HANDLE, slot: usize, rw: bool) -> Session {
-        Session {
-            handle,
-            slot,
-            rw,
-            find: None,
-            encrypt: None,
-            decrypt: None,
-            sign: None,
-            verify: None,
-            digest: None,
-        }
-    }
-
     /// Cancel every active operation (C_SessionCancel with all flags, logout).
     pub fn cancel_all(&mut self) {
-        self.find = None;
-        self.encrypt = None;
-        self.decrypt = None;
-        self.sign = None;
-        self.verify = None;
-        self.digest = None;
+        *self = Session::default();
     }
 }
 
