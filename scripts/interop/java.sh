@@ -20,6 +20,8 @@ ROW="java"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/common.sh
 . "$HERE/../common.sh"
+# shellcheck source=scripts/interop/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SO_PIN="87654321"
 PIN="123456"
@@ -68,35 +70,8 @@ export CI="${CI:-true}"
 
 # ---- step machinery ---------------------------------------------------------
 
-STEP=0
-PASSED=0
-FAILED=()
 
-# step NAME FUNCTION: run FUNCTION in a subshell with errexit, record the outcome.
-step() {
-    local name=$1 rc
-    shift
-    STEP=$((STEP + 1))
-    echo "==> [$STEP] $name"
-    set +e
-    (
-        set -e
-        "$@"
-    )
-    rc=$?
-    set -e
-    if [[ $rc -eq 0 ]]; then
-        PASSED=$((PASSED + 1))
-    else
-        echo "    FAILED: step $STEP ($name): exit $rc" >&2
-        FAILED+=("[$STEP] $name")
-    fi
-}
 
-fail() {
-    echo "    check failed: $*" >&2
-    return 1
-}
 
 # Show a command, run it under the time limit with no stdin, show its output
 # indented and keep it in $TMP/out for the checks that follow.
@@ -263,10 +238,4 @@ step "pkcs11-tool: the AES token key aes1 is on the token" aes_key_on_token
 step "P11Check: AES-GCM and AES-CBC-PAD on the token against SunJCE" p11check aesx
 step "keytool -delete aes1; gone for keytool and pkcs11-tool" keytool_delete
 
-if [[ ${#FAILED[@]} -eq 0 ]]; then
-    echo "interop $ROW: $PASSED passed, 0 failed"
-    exit 0
-fi
-echo "interop $ROW: $PASSED passed, ${#FAILED[@]} failed:" >&2
-printf '    %s\n' "${FAILED[@]}" >&2
-exit 1
+interop_finish

@@ -15,6 +15,8 @@ set -euo pipefail
 
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+# shellcheck source=scripts/interop/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROW="nss"
 SO_PIN="87654321"
@@ -91,39 +93,11 @@ runto() {
 p11() { timeout -k 5 "$TIMEOUT" pkcs11-tool --module "$MODULE" --token-label "$TOKEN" "$@"; }
 p11objects() { p11 --login --pin "$PIN" --list-objects 2>/dev/null; }
 
-fail() {
-    echo "    check failed: $*" >&2
-    return 1
-}
 # has FILE REGEX WHAT: FILE matches the extended REGEX, else fail naming WHAT.
 has() {
     grep -Eq -- "$2" "$1" || fail "$3"
 }
 
-PASSED=0
-FAILED=0
-FAILED_STEPS=()
-STEP=0
-# step NAME FUNCTION: run FUNCTION in a subshell with errexit; count the result.
-step() {
-    local name=$1 fn=$2 rc=0
-    STEP=$((STEP + 1))
-    echo "==> [$STEP] $name"
-    set +e
-    (
-        set -e
-        "$fn"
-    ) </dev/null
-    rc=$?
-    set -e
-    if ((rc == 0)); then
-        PASSED=$((PASSED + 1))
-    else
-        FAILED=$((FAILED + 1))
-        FAILED_STEPS+=("[$STEP] $name")
-        echo "    FAILED: step [$STEP] $name (exit $rc)" >&2
-    fi
-}
 
 # blocks LABEL|ID:HEX < pkcs11-tool --list-objects output: the objects whose label
 # (or, with ID:, CKA_ID) is that. (pkcs11-tool 0.23 ignores --label and --type when
@@ -406,12 +380,4 @@ remove_module() {
 }
 step "modutil -delete p11kms" remove_module
 
-# ---- summary ----------------------------------------------------------------------
-
-echo "interop $ROW: $PASSED passed, $FAILED failed"
-if ((FAILED > 0)); then
-    for s in "${FAILED_STEPS[@]}"; do
-        echo "interop $ROW: FAILED $s" >&2
-    done
-    exit 1
-fi
+interop_finish

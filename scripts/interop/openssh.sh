@@ -22,6 +22,8 @@ set -euo pipefail
 
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+# shellcheck source=scripts/interop/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROW="openssh"
 SO_PIN="87654321"
@@ -98,10 +100,6 @@ run() {
     return "$rc"
 }
 
-fail() {
-    echo "    check failed: $*" >&2
-    return 1
-}
 
 p11() {
     run pkcs11-tool --module "$MODULE" --token-label "$TOKEN" "$@"
@@ -167,29 +165,6 @@ expect_marker() {
 
 # ---- steps ----------------------------------------------------------------------
 
-STEP=0
-PASSED=0
-FAILED=()
-step() {
-    local name="$1" fn="$2" rc=0
-    STEP=$((STEP + 1))
-    echo "==> [$STEP] $name"
-    # A subshell with errexit on (not in a condition, so it stays on): any failing
-    # command or check ends the step.
-    set +e
-    (
-        set -e
-        "$fn"
-    )
-    rc=$?
-    set -e
-    if [[ $rc -eq 0 ]]; then
-        PASSED=$((PASSED + 1))
-    else
-        echo "    FAILED: step $STEP ($name), exit $rc" >&2
-        FAILED+=("[$STEP] $name")
-    fi
-}
 
 s_init_token() {
     run pkcs11-tool --module "$MODULE" --init-token --label "$TOKEN" --so-pin "$SO_PIN"
@@ -434,8 +409,4 @@ step "ssh via agent: login with rsa1 (rsa-sha2-512)" s_agent_rsa512
 step "ssh-add -e module removes the keys" s_agent_remove
 step "ssh-agent -k: the agent exits cleanly" s_agent_exit
 
-for f in "${FAILED[@]}"; do
-    echo "interop $ROW: FAILED step $f" >&2
-done
-echo "interop $ROW: $PASSED passed, ${#FAILED[@]} failed"
-[[ ${#FAILED[@]} -eq 0 ]]
+interop_finish

@@ -22,6 +22,8 @@ set -euo pipefail
 ROW="openssl"
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+# shellcheck source=scripts/interop/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 p11kms_ensure pkcs11-tool=opensc openssl=openssl engine=libengine-pkcs11-openssl \
     curl=curl timeout=coreutils
@@ -108,35 +110,6 @@ cd "$TMP"
 
 # ---- harness -----------------------------------------------------------------
 
-N=0
-PASSED=0
-FAILED=0
-FAILED_STEPS=()
-# step NAME FUNCTION [ARGS...]: run FUNCTION in a subshell with errexit; count it.
-step() {
-    local name="$1" rc
-    shift
-    N=$((N + 1))
-    echo "==> [$N] $name"
-    set +e
-    (
-        set -e
-        "$@"
-    )
-    rc=$?
-    set -e
-    if [[ $rc -eq 0 ]]; then
-        PASSED=$((PASSED + 1))
-    else
-        FAILED=$((FAILED + 1))
-        FAILED_STEPS+=("[$N] $name")
-        echo "    FAILED: step [$N] $name (exit $rc)"
-    fi
-}
-fail() {
-    echo "    check failed: $*" >&2
-    return 1
-}
 # Show a command, run it with a time bound and no stdin, indent its output.
 run() {
     local cmd
@@ -418,13 +391,4 @@ step "$HANDSHAKES handshakes against one EC s_server; all verified; server exits
 s_many_rsa() { many many-rsa "$RSA_URI" rsa1-cert.pem; }
 step "$HANDSHAKES handshakes against one RSA s_server; all verified; server exits 0, no crash" s_many_rsa
 
-# ---- summary ------------------------------------------------------------------
-
-if ((FAILED > 0)); then
-    echo "interop $ROW: $PASSED passed, $FAILED failed"
-    for f in "${FAILED_STEPS[@]}"; do
-        echo "interop $ROW: FAILED step $f" >&2
-    done
-    exit 1
-fi
-echo "interop $ROW: $PASSED passed, 0 failed"
+interop_finish

@@ -21,6 +21,8 @@ set -euo pipefail
 
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+# shellcheck source=scripts/interop/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROW="p11-kit/gnutls"
 SO_PIN="87654321"
@@ -126,39 +128,11 @@ p11to() {
     runto "$file" "${AS[@]}" pkcs11-tool --module "$MODULE" --token-label "$TOKEN" "$@"
 }
 
-fail() {
-    echo "    check failed: $*" >&2
-    return 1
-}
 # has FILE REGEX WHAT: FILE matches the extended REGEX, else fail naming WHAT.
 has() {
     grep -Eq -- "$2" "$1" || fail "$3"
 }
 
-PASSED=0
-FAILED=0
-FAILED_STEPS=()
-STEP=0
-# step NAME FUNCTION: run FUNCTION in a subshell with errexit; count the result.
-step() {
-    local name=$1 fn=$2 rc=0
-    STEP=$((STEP + 1))
-    echo "==> [$STEP] $name"
-    set +e
-    (
-        set -e
-        "$fn"
-    )
-    rc=$?
-    set -e
-    if ((rc == 0)); then
-        PASSED=$((PASSED + 1))
-    else
-        FAILED=$((FAILED + 1))
-        FAILED_STEPS+=("[$STEP] $name")
-        echo "    FAILED: step [$STEP] $name (exit $rc)" >&2
-    fi
-}
 
 # blocks LABEL < pkcs11-tool --list-objects output: the objects labelled LABEL.
 # (pkcs11-tool 0.23 ignores --label and --type when listing, so filter here.)
@@ -413,12 +387,4 @@ delete() {
 }
 step "p11tool --delete a key pair, pkcs11-tool no longer lists it" delete
 
-# ---- summary ----------------------------------------------------------------------
-
-echo "interop $ROW: $PASSED passed, $FAILED failed"
-if ((FAILED > 0)); then
-    for s in "${FAILED_STEPS[@]}"; do
-        echo "interop $ROW: FAILED $s" >&2
-    done
-    exit 1
-fi
+interop_finish

@@ -20,6 +20,8 @@ set -euo pipefail
 ROW="pkcs11-tool"
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+# shellcheck source=scripts/interop/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 p11kms_ensure pkcs11-tool=opensc openssl=openssl p11tool=gnutls-bin timeout=coreutils
 
@@ -67,35 +69,6 @@ cd "$TMP"
 
 # ---- harness -----------------------------------------------------------------
 
-N=0
-PASSED=0
-FAILED=0
-FAILED_STEPS=()
-# step NAME FUNCTION [ARGS...]: run FUNCTION in a subshell with errexit; count it.
-step() {
-    local name="$1" rc
-    shift
-    N=$((N + 1))
-    echo "==> [$N] $name"
-    set +e
-    (
-        set -e
-        "$@"
-    )
-    rc=$?
-    set -e
-    if [[ $rc -eq 0 ]]; then
-        PASSED=$((PASSED + 1))
-    else
-        FAILED=$((FAILED + 1))
-        FAILED_STEPS+=("[$N] $name")
-        echo "    FAILED: step [$N] $name (exit $rc)"
-    fi
-}
-fail() {
-    echo "    check failed: $*" >&2
-    return 1
-}
 # Show a command, run it with a time bound and no stdin, indent its output.
 run() {
     local cmd
@@ -529,13 +502,4 @@ s_verify_token() {
 }
 step "verify: openssl's ECDSA signature on an imported public key; bad data refused" s_verify_token
 
-# ---- summary ------------------------------------------------------------------
-
-if ((FAILED > 0)); then
-    echo "interop $ROW: $PASSED passed, $FAILED failed"
-    for f in "${FAILED_STEPS[@]}"; do
-        echo "interop $ROW: FAILED step $f" >&2
-    done
-    exit 1
-fi
-echo "interop $ROW: $PASSED passed, 0 failed"
+interop_finish
