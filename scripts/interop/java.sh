@@ -50,13 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export P11KMS_CONF="$TMP/p11kms.conf"
-cat >"$P11KMS_CONF" <<EOF
-[[token]]
-label = "$TOKEN"
-backend = "local"
-store = "$TMP/interop.sqlite"
-EOF
+interop_conf "$TMP" "$TOKEN"
 
 # SunPKCS11's configuration: the template with the module's path filled in.
 CFG="$TMP/sunpkcs11.cfg"

@@ -43,15 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export P11KMS_CONF="$TMP/p11kms.conf"
-cat >"$P11KMS_CONF" <<CONF
-log_level = "warn"
-
-[[token]]
-label = "$TOKEN"
-backend = "local"
-store = "$TMP/interop.sqlite"
-CONF
+interop_conf "$TMP" "$TOKEN"
 
 DB="sql:$TMP/nssdb"
 PWFILE="$TMP/pin.txt"

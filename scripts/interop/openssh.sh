@@ -67,13 +67,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-export P11KMS_CONF="$TMP/p11kms.conf"
-cat >"$P11KMS_CONF" <<EOF
-[[token]]
-label = "$TOKEN"
-backend = "local"
-store = "$TMP/interop.sqlite"
-EOF
+interop_conf "$TMP" "$TOKEN"
 
 # SSH_ASKPASS helpers: each logs the prompt it was shown, then prints a PIN.
 for which in good bad; do

@@ -60,15 +60,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-export P11KMS_CONF="$TMP/p11kms.conf"
-cat >"$P11KMS_CONF" <<CONF
-log_level = "warn"
-
-[[token]]
-label = "$TOKEN"
-backend = "local"
-store = "$TMP/interop.sqlite"
-CONF
+interop_conf "$TMP" "$TOKEN"
 
 # The engine's configuration; given only to the commands that use the token
 # (OPENSSL_CONF per command), so the checks run plain openssl.

@@ -74,15 +74,7 @@ if ! "${AS[@]}" test -r "$MODULE"; then
     MODULE="$TMP/libp11kms.so"
 fi
 
-export P11KMS_CONF="$TMP/p11kms.conf"
-cat >"$P11KMS_CONF" <<CONF
-log_level = "warn"
-
-[[token]]
-label = "$TOKEN"
-backend = "local"
-store = "$TMP/interop.sqlite"
-CONF
+interop_conf "$TMP" "$TOKEN"
 
 echo "interop: module $MODULE"
 echo "interop: work dir $TMP"

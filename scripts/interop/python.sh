@@ -54,13 +54,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export P11KMS_CONF="$TMP/p11kms.conf"
-cat >"$P11KMS_CONF" <<EOC
-[[token]]
-label = "$TOKEN"
-backend = "local"
-store = "$TMP/interop.sqlite"
-EOC
+interop_conf "$TMP" "$TOKEN"
 
 PYVER="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 VENV="${P11KMS_INTEROP_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/p11kms/interop-python-$PYVER}"
