@@ -53,6 +53,9 @@ interop_finish() {
 
 # The backend this run's token lives on: P11KMS_INTEROP_BACKEND, local by default.
 INTEROP_BACKEND="${P11KMS_INTEROP_BACKEND:-local}"
+# scripts/localstack.sh finds its virtualenv under $HOME, which some rows move to a
+# throwaway directory: pin it now.
+export P11KMS_LOCALSTACK_VENV="${P11KMS_LOCALSTACK_VENV:-$HOME/.cache/p11kms/localstack-venv}"
 
 # interop_conf DIR TOKEN: write DIR/p11kms.conf, one token labelled TOKEN on
 # INTEROP_BACKEND with its store in DIR, and export P11KMS_CONF. For aws the token
