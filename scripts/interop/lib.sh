@@ -53,6 +53,7 @@ interop_finish() {
 
 # The backend this run's token lives on: P11KMS_INTEROP_BACKEND, local by default.
 INTEROP_BACKEND="${P11KMS_INTEROP_BACKEND:-local}"
+export P11KMS_INTEROP_BACKEND="$INTEROP_BACKEND"
 # scripts/localstack.sh finds its virtualenv under $HOME, which some rows move to a
 # throwaway directory: pin it now.
 export P11KMS_LOCALSTACK_VENV="${P11KMS_LOCALSTACK_VENV:-$HOME/.cache/p11kms/localstack-venv}"
@@ -108,6 +109,11 @@ CONF
             exit 1
             ;;
     esac
+    # P11KMS_INTEROP_LOG=debug (or info, trace): the module logs to DIR/p11kms.log,
+    # e.g. to count `kms call:` lines; keep DIR with P11KMS_INTEROP_KEEP=1.
+    if [[ -n "${P11KMS_INTEROP_LOG:-}" ]]; then
+        sed -i "s|^log_level = \"warn\"\$|log_level = \"$P11KMS_INTEROP_LOG\"\nlog_file = \"$dir/p11kms.log\"|" "$P11KMS_CONF"
+    fi
     echo "interop $ROW: backend $INTEROP_BACKEND"
 }
 
