@@ -406,7 +406,7 @@ s_mech_rsa_dec() {
                     --hash-algorithm "$hn" --mgf "MGF1-$h" -i "rsa-oaep-$h.enc" -o "rsa-oaep-$h.dec"
                 continue
             fi
-            if [[ $h == SHA1 ]] && skip_on aws "RSA-PKCS-OAEP SHA-1: LocalStack's RSAES_OAEP_SHA_1 decrypt fails (emulator bug)"; then
+            if [[ $h == SHA1 ]] && skip_on aws "RSA-PKCS-OAEP SHA-1: LocalStack decrypts every RSA ciphertext as OAEP SHA-256, whatever the EncryptionAlgorithm (emulator bug)"; then
                 continue
             fi
             p11u --decrypt --id 06 -m RSA-PKCS-OAEP --hash-algorithm "$hn" --mgf "MGF1-$h" \
