@@ -208,7 +208,7 @@ CONF
         # A KMS key: GetPublicKey (boto3, not the module) is the certificate's key.
         openssl x509 -in "$TMP/pk1.pem" -noout -pubkey >"$TMP/pk1-cert-pub.pem"
         kms_pubkey pk1 "$TMP/pk1-kms.pem"
-        same_pubkey "$TMP/pk1-cert-pub.pem" "$TMP/pk1-kms.pem" || fail "pk1 is not the KMS key"
+        pubkeys_equal "$TMP/pk1-cert-pub.pem" "$TMP/pk1-kms.pem" || fail "pk1 is not the KMS key"
     fi
     run keytool -list "${KS[@]}"
     grep -q "^pk1, PrivateKeyEntry" "$TMP/out" || fail "keytool does not list pk1 as a PrivateKeyEntry"

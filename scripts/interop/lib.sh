@@ -156,7 +156,7 @@ kms_pubkey() {
     openssl pkey -pubin -inform DER -in "$2.kms.der" -out "$2"
 }
 
-# same_pubkey A.pem B.pem: do the two PEM public keys hold the same key?
-same_pubkey() {
+# pubkeys_equal A.pem B.pem: do the two PEM public keys hold the same key?
+pubkeys_equal() {
     cmp -s <(openssl pkey -pubin -in "$1" -outform DER) <(openssl pkey -pubin -in "$2" -outform DER)
 }

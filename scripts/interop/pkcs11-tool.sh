@@ -125,7 +125,7 @@ genpair() {
     if on_backend aws; then
         # A KMS key: GetPublicKey (boto3, not the module) gives the same key.
         kms_pubkey "$2" "$2-kms.pem"
-        same_pubkey "$4" "$2-kms.pem" || fail "$2: the token's public key is not KMS's"
+        pubkeys_equal "$4" "$2-kms.pem" || fail "$2: the token's public key is not KMS's"
     fi
     if [[ $3 == EC:secp384r1 ]]; then
         # pkcs11-tool 0.23 --read-object fails on every P-384 public key ("cannot
