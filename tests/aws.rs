@@ -330,6 +330,12 @@ fn rsa_pkcs1_and_pss_signatures_verify_with_openssl() {
         vec![Attribute::Sign(true)],
     );
     let spki = spki_of(&arn_of(&s, sh));
+    assert_eq!(
+        s.get_attributes(ph, &[AttributeType::PublicKeyInfo])
+            .unwrap()[0],
+        Attribute::PublicKeyInfo(spki.clone()),
+        "CKA_PUBLIC_KEY_INFO is KMS's SPKI byte for byte"
+    );
     let msg = b"RSA through KMS";
     let sig = s.sign(&Mechanism::Sha256RsaPkcs, sh, msg).unwrap();
     assert!(openssl_rsa_verify(&spki, "sha256", msg, &sig, false));
@@ -1176,6 +1182,16 @@ fn unnamed_keygen_then_set_id_and_label_like_nss() {
             .unwrap();
         (v[0].clone(), v[1].clone(), v[2].clone())
     };
+    // CKA_PUBLIC_KEY_INFO is KMS's own SPKI, byte for byte (a listing refresh compares
+    // the two to notice a changed key).
+    let spki = spki_of(&arn);
+    for h in [ph, sh] {
+        assert_eq!(
+            s.get_attributes(h, &[AttributeType::PublicKeyInfo])
+                .unwrap()[0],
+            Attribute::PublicKeyInfo(spki.clone())
+        );
+    }
     for h in [ph, sh] {
         let (l, _, m) = label_id(h);
         assert_eq!(

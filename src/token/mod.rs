@@ -187,15 +187,19 @@ impl Token {
             map.values().filter_map(|e| e.remote.clone()).collect();
         for k in &l.keys {
             if have.contains(&k.key_id) {
-                // Renamed (here or by another process): same handles, new attributes.
+                // Renamed (here or by another process), or its public key no longer
+                // the one listed: same handles, attributes from the listing.
                 let (label, id) = remote::label_and_id(b, k);
+                let spki = remote::unhex(&k.spki).unwrap_or_default();
                 for e in map
                     .values()
                     .filter(|e| e.remote.as_deref() == Some(&k.key_id))
                 {
                     let stale = {
                         let o = e.obj.read();
-                        o.attr(CKA_LABEL) != Some(&label[..]) || o.attr(CKA_ID) != Some(&id[..])
+                        o.attr(CKA_LABEL) != Some(&label[..])
+                            || o.attr(CKA_ID) != Some(&id[..])
+                            || o.attr(CKA_PUBLIC_KEY_INFO) != Some(&spki[..])
                     };
                     if !stale {
                         continue;
