@@ -58,6 +58,13 @@ export P11KMS_INTEROP_BACKEND="$INTEROP_BACKEND"
 # throwaway directory: pin it now.
 export P11KMS_LOCALSTACK_VENV="${P11KMS_LOCALSTACK_VENV:-$HOME/.cache/p11kms/localstack-venv}"
 
+# scripts/localstack.sh's boto3 helpers (kek, pubkey), aimed at the emulator the
+# token uses: the port of AWS_ENDPOINT_URL, not whatever P11KMS_LOCALSTACK_PORT says.
+localstack() {
+    local port=${AWS_ENDPOINT_URL##*:}
+    P11KMS_LOCALSTACK_PORT="${port%%/*}" "$P11KMS_ROOT/scripts/localstack.sh" "$@"
+}
+
 # interop_conf DIR TOKEN: write DIR/p11kms.conf, one token labelled TOKEN on
 # INTEROP_BACKEND with its store in DIR, and export P11KMS_CONF. For aws the token
 # points at the emulator in AWS_ENDPOINT_URL (eval "$(scripts/localstack.sh env)"),
@@ -86,7 +93,7 @@ CONF
                 echo "interop $ROW: the aws backend needs the emulator: eval \"\$(scripts/localstack.sh env)\"" >&2
                 exit 1
             fi
-            kek="$("$P11KMS_ROOT/scripts/localstack.sh" kek "alias/p11kms-iop-kek-$run")" || {
+            kek="$(localstack kek "alias/p11kms-iop-kek-$run")" || {
                 echo "interop $ROW: cannot create the KEK in the emulator at $AWS_ENDPOINT_URL" >&2
                 exit 1
             }
@@ -151,7 +158,7 @@ refused() {
 # kms_pubkey LABEL FILE: on aws, the public key (PEM) of the KMS key behind the
 # token object labelled LABEL, from GetPublicKey through boto3, not the module.
 kms_pubkey() {
-    "$P11KMS_ROOT/scripts/localstack.sh" pubkey "$INTEROP_KMS_PREFIX$1" "$2.kms.der" ||
+    localstack pubkey "$INTEROP_KMS_PREFIX$1" "$2.kms.der" ||
         fail "no KMS key behind alias $INTEROP_KMS_PREFIX$1"
     openssl pkey -pubin -inform DER -in "$2.kms.der" -out "$2"
 }
