@@ -110,7 +110,8 @@ stage "the cryptoki crate's own test suite (skip list: scripts/cryptoki-suite.sk
 stage "demo.sh against the module" env P11KMS_DEMO_STRICT=1 scripts/demo.sh
 stage "demo.sh on an AWS KMS token (LocalStack)" env P11KMS_DEMO_STRICT=1 P11KMS_DEMO_BACKEND=aws scripts/demo.sh
 stage "pkcs11-tool --test, --test-ec, --test-fork, --test-threads" scripts/pkcs11-tool-tests.sh
-stage "interop rows (scripts/interop/)" scripts/interop/run-all.sh
+# On local and, with LocalStack up (above), aws tokens: run-all checks it answers.
+stage "interop rows on local and aws tokens (scripts/interop/run-all.sh)" scripts/interop/run-all.sh
 stage "demo.sh against SoftHSM (tool reference)" env P11KMS_MODULE="$SOFTHSM" scripts/demo.sh
 
 summary

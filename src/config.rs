@@ -26,6 +26,18 @@ pub enum BackendKind {
     Gcp,
 }
 
+impl BackendKind {
+    /// The name as the configuration spells it (`backend = "aws"`), which is also the
+    /// token's CK_TOKEN_INFO.model and part of its slot description.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Aws => "aws",
+            BackendKind::Gcp => "gcp",
+        }
+    }
+}
+
 /// The whole configuration file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -249,7 +249,7 @@ fn ec_keygen_creates_kms_key_and_signs_with_one_call() {
     assert_eq!(arn, arn_of(&s, ph));
     // The alias exists in KMS and names the key.
     let target = boto(&format!(
-        "print([a['TargetKeyId'] for a in k.list_aliases()['Aliases'] if a['AliasName'] == '{}ec-one'][0])",
+        "print([a['TargetKeyId'] for a in [a for p in k.get_paginator('list_aliases').paginate() for a in p['Aliases']] if a['AliasName'] == '{}ec-one'][0])",
         aws().prefix
     ));
     assert!(arn.ends_with(&target), "{arn} vs {target}");
@@ -330,6 +330,12 @@ fn rsa_pkcs1_and_pss_signatures_verify_with_openssl() {
         vec![Attribute::Sign(true)],
     );
     let spki = spki_of(&arn_of(&s, sh));
+    assert_eq!(
+        s.get_attributes(ph, &[AttributeType::PublicKeyInfo])
+            .unwrap()[0],
+        Attribute::PublicKeyInfo(spki.clone()),
+        "CKA_PUBLIC_KEY_INFO is KMS's SPKI byte for byte"
+    );
     let msg = b"RSA through KMS";
     let sig = s.sign(&Mechanism::Sha256RsaPkcs, sh, msg).unwrap();
     assert!(openssl_rsa_verify(&spki, "sha256", msg, &sig, false));
@@ -569,6 +575,24 @@ fn child_process() {
         ])
         .unwrap();
     if let Some(k) = dek.first() {
+        // Its attributes (what keytool, NSS and pkcs11-tool read of every key they
+        // list) are no use of the key: no KMS call.
+        let n = kms_calls(&log).len();
+        s.get_attributes(
+            *k,
+            &[
+                AttributeType::Label,
+                AttributeType::Id,
+                AttributeType::ValueLen,
+                AttributeType::Sensitive,
+                AttributeType::Value,
+            ],
+        )
+        .unwrap();
+        println!(
+            "child: kms calls for the DEK's attributes: {:?}",
+            &kms_calls(&log)[n..]
+        );
         let n = kms_calls(&log).len();
         for _ in 0..3 {
             s.encrypt(&Mechanism::AesCbcPad([1u8; 16]), *k, b"x")
@@ -604,6 +628,9 @@ fn second_process_sees_same_objects_without_kms_calls() {
         ],
     )
     .unwrap();
+    // The listing must have been fetched once (a token that only ever created keys has
+    // not looked for others'): without this the test passed only after other tests.
+    s.find_objects(&[]).unwrap();
     let out = run_child(&[("CHILD_LABEL", "shared-ec".to_string())]);
     print!("{out}");
     assert!(
@@ -613,6 +640,10 @@ fn second_process_sees_same_objects_without_kms_calls() {
     assert!(out.contains("child: id 5151"), "{out}");
     assert!(
         out.contains("child: kms calls for one sign: [\"Sign\"]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("child: kms calls for the DEK's attributes: []"),
         "{out}"
     );
     assert!(
@@ -1101,4 +1132,158 @@ fn run_child_conf(conf: &Path, label: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// NSS (certutil -G) and SunPKCS11 generate a key pair with neither CKA_LABEL nor
+/// CKA_ID, then name it with C_SetAttributeValue(CKA_ID) on both halves (and
+/// CKA_LABEL for a nickname). On a KMS token the key is aliased by its key id, shows
+/// an empty label, and ID and label changes become its `p11kms:id` tag and its alias,
+/// seen by another process; nothing else changes, and setting what is already there
+/// makes no KMS call.
+#[test]
+fn unnamed_keygen_then_set_id_and_label_like_nss() {
+    need_emulator!();
+    let s = session();
+    let p256 = hex("06082a8648ce3d030107");
+    let (ph, sh) = s
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Verify(true),
+                Attribute::EcParams(p256.clone()),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Sign(true),
+            ],
+        )
+        .unwrap();
+    let arn = arn_of(&s, sh);
+    let key_id = arn.rsplit('/').next().unwrap().to_string();
+    let aliases = |key: &str| {
+        boto(&format!(
+            "print(sorted(a['AliasName'] for a in k.list_aliases(KeyId='{key}')['Aliases']))"
+        ))
+    };
+    assert_eq!(aliases(&key_id), format!("['{}{key_id}']", aws().prefix));
+    let label_id = |h| {
+        let v = s
+            .get_attributes(
+                h,
+                &[
+                    AttributeType::Label,
+                    AttributeType::Id,
+                    AttributeType::Modifiable,
+                ],
+            )
+            .unwrap();
+        (v[0].clone(), v[1].clone(), v[2].clone())
+    };
+    // CKA_PUBLIC_KEY_INFO is KMS's own SPKI, byte for byte (a listing refresh compares
+    // the two to notice a changed key).
+    let spki = spki_of(&arn);
+    for h in [ph, sh] {
+        assert_eq!(
+            s.get_attributes(h, &[AttributeType::PublicKeyInfo])
+                .unwrap()[0],
+            Attribute::PublicKeyInfo(spki.clone())
+        );
+    }
+    for h in [ph, sh] {
+        let (l, _, m) = label_id(h);
+        assert_eq!(
+            l,
+            Attribute::Label(vec![]),
+            "a key named by its key id has no label"
+        );
+        assert_eq!(m, Attribute::Modifiable(true));
+    }
+
+    // NSS: CKA_ID = SHA-1 of the public value, on the private then the public half.
+    let id = vec![0xab; 20];
+    let before = kms_calls(&module_log());
+    s.update_attributes(sh, &[Attribute::Id(id.clone())])
+        .unwrap();
+    let mid = kms_calls(&module_log());
+    assert_eq!(
+        count(&mid, "TagResource") - count(&before, "TagResource"),
+        1
+    );
+    s.update_attributes(ph, &[Attribute::Id(id.clone())])
+        .unwrap();
+    assert_eq!(
+        kms_calls(&module_log()).len(),
+        mid.len(),
+        "setting the same ID called KMS"
+    );
+    for h in [ph, sh] {
+        assert_eq!(label_id(h).1, Attribute::Id(id.clone()));
+    }
+    let tags = boto(&format!(
+        "print(sorted((t['TagKey'], t['TagValue']) for t in k.list_resource_tags(KeyId='{arn}')['Tags']))"
+    ));
+    assert!(
+        tags.contains(&format!("'p11kms:id', '{}'", "ab".repeat(20))),
+        "{tags}"
+    );
+
+    // A nickname: the alias moves, both halves follow, handles stay.
+    s.update_attributes(sh, &[Attribute::Label(b"nss-named".to_vec())])
+        .unwrap();
+    assert_eq!(aliases(&key_id), format!("['{}nss-named']", aws().prefix));
+    assert_eq!(find_one(&s, ObjectClass::PRIVATE_KEY, "nss-named"), sh);
+    assert_eq!(find_one(&s, ObjectClass::PUBLIC_KEY, "nss-named"), ph);
+    let msg = b"signed after the rename";
+    let sig = s.sign(&Mechanism::EcdsaSha256, sh, msg).unwrap();
+    assert!(openssl_verify_spki(
+        &spki_of(&arn),
+        "sha256",
+        msg,
+        &ecdsa_to_der(&sig)
+    ));
+
+    // Another process sees the new name and ID.
+    let out = run_child(&[("CHILD_LABEL", "nss-named".to_string())]);
+    assert!(
+        out.contains(&format!("child: id {}", "ab".repeat(20))),
+        "{out}"
+    );
+
+    // Nothing else of a KMS key changes; a label another key has is refused.
+    assert_eq!(
+        rv_err(s.update_attributes(sh, &[Attribute::Sign(false)])),
+        cryptoki::error::RvError::AttributeReadOnly
+    );
+    gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        "nss-taken",
+        &[0x7a],
+        vec![Attribute::EcParams(p256)],
+        vec![Attribute::Sign(true)],
+    );
+    assert_eq!(
+        rv_err(s.update_attributes(ph, &[Attribute::Label(b"nss-taken".to_vec())])),
+        cryptoki::error::RvError::AttributeValueInvalid
+    );
+    assert_eq!(aliases(&key_id), format!("['{}nss-named']", aws().prefix));
+    assert_eq!(label_id(sh).0, Attribute::Label(b"nss-named".to_vec()));
+}
+
+/// CK_TOKEN_INFO.model names the backend (it said "local" on every token): p11-kit and
+/// GnuTLS put it in the token's pkcs11: URI (`model=aws`), NSS and pkcs11-tool list it.
+#[test]
+fn token_model_names_the_backend() {
+    need_emulator!();
+    let a = aws();
+    assert_eq!(a.ctx.get_token_info(a.slot).unwrap().model(), "aws");
+    assert!(a
+        .ctx
+        .get_slot_info(a.slot)
+        .unwrap()
+        .slot_description()
+        .ends_with("(aws)"));
 }

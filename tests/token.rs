@@ -100,6 +100,7 @@ fn uninitialized_token_then_init() {
         info.ulMinPinLen
     );
     assert!(info.ulMaxPinLen >= 64, "max PIN {}", info.ulMaxPinLen);
+    assert_eq!(&info.model[..6], b"local ", "the model names the backend");
     for field in [
         &info.manufacturerID[..],
         &info.model[..],

@@ -28,7 +28,8 @@ PIN="123456"
 TOKEN="interop"
 TIMEOUT="${P11KMS_INTEROP_TIMEOUT:-120}"
 
-p11kms_ensure pkcs11-tool=opensc openssl=openssl timeout=coreutils unzip=unzip \
+p11kms_ensure pkcs11-tool=opensc openssl=openssl engine=libengine-pkcs11-openssl \
+    timeout=coreutils unzip=unzip \
     java=openjdk-17-jdk-headless keytool=openjdk-17-jdk-headless \
     jarsigner=openjdk-17-jdk-headless javac=openjdk-17-jdk-headless \
     jar=openjdk-17-jdk-headless
@@ -50,13 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export P11KMS_CONF="$TMP/p11kms.conf"
-cat >"$P11KMS_CONF" <<EOF
-[[token]]
-label = "$TOKEN"
-backend = "local"
-store = "$TMP/interop.sqlite"
-EOF
+interop_conf "$TMP" "$TOKEN"
 
 # SunPKCS11's configuration: the template with the module's path filled in.
 CFG="$TMP/sunpkcs11.cfg"
@@ -172,7 +167,7 @@ jarsign() {
     grep -q "Signed by \"CN=$alias\"" "$TMP/out" || fail "not signed by CN=$alias"
     # Independently: the jar's PKCS#7 signature over the .SF file, checked by openssl.
     case "$alias" in
-        ec1) ext=EC ;;
+        ec1 | pk1) ext=EC ;;
         rsa1) ext=RSA ;;
     esac
     rm -rf "$TMP/unz-$alias"
@@ -181,6 +176,42 @@ jarsign() {
     sig="$TMP/unz-$alias/META-INF/${alias^^}"
     run openssl cms -verify -binary -inform DER -in "$sig.$ext" -content "$sig.SF" \
         -CAfile "$TMP/$alias.pem" -purpose any -out /dev/null
+}
+
+# A key pair another tool made (pkcs11-tool; on aws a KMS key, where keytool's own
+# keys are not: SunPKCS11 generates session key pairs and copies them to the token,
+# and a copied private key stays a software key wrapped by the KEK) with a
+# certificate made through the libp11 engine: keytool lists it, jarsigner signs.
+foreign_key_entry() {
+    local id
+    id="$(printf pk1 | od -An -tx1 | tr -d ' \n')"
+    p11 --login --pin "$PIN" --keypairgen --key-type EC:prime256v1 --id "$id" --label pk1
+    cat >"$TMP/engine.cnf" <<CONF
+openssl_conf = openssl_init
+[openssl_init]
+engines = engine_section
+[engine_section]
+pkcs11 = pkcs11_section
+[pkcs11_section]
+engine_id = pkcs11
+dynamic_path = $(p11kms_engine_path)
+MODULE_PATH = $MODULE
+init = 0
+CONF
+    OPENSSL_CONF="$TMP/engine.cnf" run openssl req -new -x509 -engine pkcs11 -keyform engine \
+        -key "pkcs11:token=$TOKEN;object=pk1;type=private;pin-value=$PIN" -sha256 \
+        -subj /CN=pk1 -days 2 -out "$TMP/pk1.pem"
+    run openssl verify -check_ss_sig -CAfile "$TMP/pk1.pem" "$TMP/pk1.pem"
+    openssl x509 -in "$TMP/pk1.pem" -outform DER -out "$TMP/pk1.der"
+    p11 --login --pin "$PIN" --write-object "$TMP/pk1.der" --type cert --id "$id" --label pk1
+    if on_backend aws; then
+        # A KMS key: GetPublicKey (boto3, not the module) is the certificate's key.
+        openssl x509 -in "$TMP/pk1.pem" -noout -pubkey >"$TMP/pk1-cert-pub.pem"
+        kms_pubkey pk1 "$TMP/pk1-kms.pem"
+        pubkeys_equal "$TMP/pk1-cert-pub.pem" "$TMP/pk1-kms.pem" || fail "pk1 is not the KMS key"
+    fi
+    run keytool -list "${KS[@]}"
+    grep -q "^pk1, PrivateKeyEntry" "$TMP/out" || fail "keytool does not list pk1 as a PrivateKeyEntry"
 }
 
 compile_check() {
@@ -227,6 +258,8 @@ step "keytool -exportcert rsa1; openssl x509 and verify" export_cert rsa1
 step "jar cf some.jar" make_jar
 step "jarsigner ec1; jarsigner -verify, openssl cms -verify" jarsign ec1
 step "jarsigner rsa1; jarsigner -verify, openssl cms -verify" jarsign rsa1
+step "pkcs11-tool key pair pk1 + engine-made certificate: keytool lists a PrivateKeyEntry" foreign_key_entry
+step "jarsigner pk1 (a KMS key on aws); jarsigner -verify, openssl cms -verify" jarsign pk1
 step "javac P11Check.java" compile_check
 step "P11Check: SHA256withECDSA on the token, SunEC verifies" p11check ecdsa
 step "P11Check: SHA256withRSA on the token, SunRsaSign verifies" p11check rsa

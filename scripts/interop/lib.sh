@@ -37,10 +37,133 @@ fail() {
 
 # interop_finish: the closing line, the failed steps, and the row's exit status.
 interop_finish() {
-    local s
-    echo "interop $ROW: $PASSED passed, ${#FAILED_STEPS[@]} failed"
+    local s skipped=0
+    if [[ -s "${INTEROP_SKIPS:-}" ]]; then
+        skipped=$(wc -l <"$INTEROP_SKIPS")
+        while IFS= read -r s; do
+            echo "interop $ROW: skipped on $INTEROP_BACKEND: step $s"
+        done <"$INTEROP_SKIPS"
+    fi
+    echo "interop $ROW: $PASSED passed, ${#FAILED_STEPS[@]} failed, $skipped skipped on $INTEROP_BACKEND"
     for s in "${FAILED_STEPS[@]}"; do
         echo "interop $ROW: FAILED step $s" >&2
     done
     [[ ${#FAILED_STEPS[@]} -eq 0 ]]
+}
+
+# The backend this run's token lives on: P11KMS_INTEROP_BACKEND, local by default.
+INTEROP_BACKEND="${P11KMS_INTEROP_BACKEND:-local}"
+export P11KMS_INTEROP_BACKEND="$INTEROP_BACKEND"
+# scripts/localstack.sh finds its virtualenv under $HOME, which some rows move to a
+# throwaway directory: pin it now.
+export P11KMS_LOCALSTACK_VENV="${P11KMS_LOCALSTACK_VENV:-$HOME/.cache/p11kms/localstack-venv}"
+
+# scripts/localstack.sh's boto3 helpers (kek, pubkey), aimed at the emulator the
+# token uses: the port of AWS_ENDPOINT_URL, not whatever P11KMS_LOCALSTACK_PORT says.
+localstack() {
+    local port=${AWS_ENDPOINT_URL##*:}
+    P11KMS_LOCALSTACK_PORT="${port%%/*}" "$P11KMS_ROOT/scripts/localstack.sh" "$@"
+}
+
+# interop_conf DIR TOKEN: write DIR/p11kms.conf, one token labelled TOKEN on
+# INTEROP_BACKEND with its store in DIR, and export P11KMS_CONF. For aws the token
+# points at the emulator in AWS_ENDPOINT_URL (eval "$(scripts/localstack.sh env)"),
+# with a fresh KEK and an alias prefix of its own per run, so rows never see each
+# other's keys. A new backend is one more case here.
+interop_conf() {
+    local dir=$1 token=$2 run kek
+    export P11KMS_CONF="$dir/p11kms.conf"
+    # Steps run in subshells: skip_on records its skips in this file.
+    INTEROP_SKIPS="$dir/interop-skips.txt"
+    : >"$INTEROP_SKIPS"
+    run="${ROW//[^A-Za-z0-9-]/-}-$(date +%s)-$$"
+    case "$INTEROP_BACKEND" in
+        local)
+            cat >"$P11KMS_CONF" <<CONF
+log_level = "warn"
+
+[[token]]
+label = "$token"
+backend = "local"
+store = "$dir/interop.sqlite"
+CONF
+            ;;
+        aws)
+            if [[ -z "${AWS_ENDPOINT_URL:-}" ]]; then
+                echo "interop $ROW: the aws backend needs the emulator: eval \"\$(scripts/localstack.sh env)\"" >&2
+                exit 1
+            fi
+            kek="$(localstack kek "alias/p11kms-iop-kek-$run")" || {
+                echo "interop $ROW: cannot create the KEK in the emulator at $AWS_ENDPOINT_URL" >&2
+                exit 1
+            }
+            INTEROP_KMS_PREFIX="alias/p11kms-iop-$run/"
+            cat >"$P11KMS_CONF" <<CONF
+log_level = "warn"
+
+[[token]]
+label = "$token"
+backend = "aws"
+region = "${AWS_DEFAULT_REGION:-us-east-1}"
+endpoint = "$AWS_ENDPOINT_URL"
+kek = "$kek"
+alias_prefix = "$INTEROP_KMS_PREFIX"
+store = "$dir/interop.sqlite"
+CONF
+            ;;
+        *)
+            echo "interop $ROW: unknown P11KMS_INTEROP_BACKEND '$INTEROP_BACKEND' (local | aws)" >&2
+            exit 1
+            ;;
+    esac
+    # P11KMS_INTEROP_LOG=debug (or info, trace): the module logs to DIR/p11kms.log,
+    # e.g. to count `kms call:` lines; keep DIR with P11KMS_INTEROP_KEEP=1.
+    if [[ -n "${P11KMS_INTEROP_LOG:-}" ]]; then
+        sed -i "s|^log_level = \"warn\"\$|log_level = \"$P11KMS_INTEROP_LOG\"\nlog_file = \"$dir/p11kms.log\"|" "$P11KMS_CONF"
+    fi
+    echo "interop $ROW: backend $INTEROP_BACKEND"
+}
+
+# on_backend NAME... : is this run's backend one of these?
+on_backend() {
+    local b
+    for b in "$@"; do
+        [[ "$INTEROP_BACKEND" == "$b" ]] && return 0
+    done
+    return 1
+}
+
+# skip_on BACKEND REASON: inside a step, skip what follows on BACKEND (a limit of
+# its emulator or service, not a module fault: the module is never coded around
+# one). Prints the reason and records it for interop_finish. Use as
+# `if skip_on aws "why"; then return 0; fi` (or around one part of a step).
+skip_on() {
+    on_backend "$1" || return 1
+    echo "    SKIPPED on $1: $2"
+    printf '[%s] %s\n' "$STEP" "$2" >>"$INTEROP_SKIPS"
+    return 0
+}
+
+# refused CKR_CODE COMMAND...: the command must fail and name CKR_CODE in its output
+# (what the module answers for something a backend cannot do).
+refused() {
+    local code=$1 out rc=0
+    shift
+    out="$("$@" 2>&1)" || rc=$?
+    [[ $rc -ne 0 ]] || fail "expected $code, but it succeeded: $*"
+    grep -q "$code" <<<"$out" || fail "expected $code, got: $out"
+    echo "    refused as expected: $code"
+}
+
+# kms_pubkey LABEL FILE: on aws, the public key (PEM) of the KMS key behind the
+# token object labelled LABEL, from GetPublicKey through boto3, not the module.
+kms_pubkey() {
+    localstack pubkey "$INTEROP_KMS_PREFIX$1" "$2.kms.der" ||
+        fail "no KMS key behind alias $INTEROP_KMS_PREFIX$1"
+    openssl pkey -pubin -inform DER -in "$2.kms.der" -out "$2"
+}
+
+# pubkeys_equal A.pem B.pem: do the two PEM public keys hold the same key?
+pubkeys_equal() {
+    cmp -s <(openssl pkey -pubin -in "$1" -outform DER) <(openssl pkey -pubin -in "$2" -outform DER)
 }

@@ -43,15 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export P11KMS_CONF="$TMP/p11kms.conf"
-cat >"$P11KMS_CONF" <<CONF
-log_level = "warn"
-
-[[token]]
-label = "$TOKEN"
-backend = "local"
-store = "$TMP/interop.sqlite"
-CONF
+interop_conf "$TMP" "$TOKEN"
 
 DB="sql:$TMP/nssdb"
 PWFILE="$TMP/pin.txt"
@@ -223,7 +215,15 @@ csr() {
             openssl pkey -pubin -outform DER) ||
         fail "the request's public key is not the token key $id's"
 }
-csr_ec() { csr csr-ec.der 01 "CN=nss test"; }
+csr_ec() {
+    csr csr-ec.der 01 "CN=nss test"
+    if on_backend aws; then
+        # ec1 is a KMS key: GetPublicKey (boto3, not the module) is the request's key.
+        kms_pubkey ec1 "$TMP/ec1.kms.pem"
+        cmp -s <(openssl pkey -pubin -in "$TMP/ec1.kms.pem" -outform DER) "$TMP/csr-ec.der.tokenpub.der" ||
+            fail "the request's key is not the KMS key ec1"
+    fi
+}
 csr_rsa() {
     local id
     id="$(sed -nE 's/^< *[0-9]+> rsa +([0-9a-f]+) +\(orphan\)$/\1/p' "$TMP/keys.txt" | head -n 1)"

@@ -67,13 +67,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-export P11KMS_CONF="$TMP/p11kms.conf"
-cat >"$P11KMS_CONF" <<EOF
-[[token]]
-label = "$TOKEN"
-backend = "local"
-store = "$TMP/interop.sqlite"
-EOF
+interop_conf "$TMP" "$TOKEN"
 
 # SSH_ASKPASS helpers: each logs the prompt it was shown, then prints a PIN.
 for which in good bad; do
@@ -208,6 +202,12 @@ s_keygen_list() {
         run ssh-keygen -i -m PKCS8 -f "$TMP/$k.pem"
         [[ "$(awk '{print $1, $2}' "$TMP/out")" == "$(awk '{print $1, $2}' "$TMP/$k.pub")" ]] ||
             fail "$k: ssh-keygen -D and the DER public key differ"
+        if on_backend aws; then
+            # A KMS key: GetPublicKey (boto3, not the module) is the key ssh uses.
+            kms_pubkey "$k" "$TMP/$k-kms.pem"
+            [[ "$(ssh-keygen -i -m PKCS8 -f "$TMP/$k-kms.pem" | awk '{print $1, $2}')" == \
+                "$(awk '{print $1, $2}' "$TMP/$k.pub")" ]] || fail "$k: ssh's key is not the KMS key"
+        fi
     done
 }
 

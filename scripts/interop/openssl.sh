@@ -60,15 +60,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-export P11KMS_CONF="$TMP/p11kms.conf"
-cat >"$P11KMS_CONF" <<CONF
-log_level = "warn"
-
-[[token]]
-label = "$TOKEN"
-backend = "local"
-store = "$TMP/interop.sqlite"
-CONF
+interop_conf "$TMP" "$TOKEN"
 
 # The engine's configuration; given only to the commands that use the token
 # (OPENSSL_CONF per command), so the checks run plain openssl.
@@ -143,6 +135,7 @@ same_pub() { cmp -s <(openssl pkey -pubin -in "$1" -outform DER) <(openssl pkey 
 uri() { printf 'pkcs11:token=%s;object=%s;type=private;pin-value=%s' "$TOKEN" "$1" "$PIN"; }
 EC_URI="$(uri ec1)"
 RSA_URI="$(uri rsa1)"
+DEC_URI="$(uri rsadec)"
 
 printf 'p11kms interop: openssl signs over the lazy dog\n' >data.txt
 openssl dgst -sha256 -binary -out data.sha256 data.txt
@@ -154,18 +147,24 @@ s_setup() {
     p11 --token-label "$TOKEN" --login --login-type so --so-pin "$SO_PIN" --init-pin --pin "$PIN"
     p11u --keypairgen --key-type EC:prime256v1 --id 01 --label ec1
     p11u --keypairgen --key-type rsa:2048 --id 02 --label rsa1
+    # A decryption key: a KMS key has one usage (SIGN_VERIFY or ENCRYPT_DECRYPT).
+    p11u --keypairgen --key-type rsa:2048 --id 03 --label rsadec --usage-decrypt
     local k id
-    for k in ec1 rsa1; do
-        id=01
-        [[ $k == rsa1 ]] && id=02
+    for k in ec1:01 rsa1:02 rsadec:03; do
+        id=${k#*:} k=${k%:*}
         timeout "$T" pkcs11-tool --module "$MODULE" --token-label "$TOKEN" --read-object \
             --type pubkey --id "$id" -o "$k.der" </dev/null
         openssl pkey -pubin -inform DER -in "$k.der" -out "$k.pem"
+        if on_backend aws; then
+            # A KMS key: GetPublicKey (boto3, not the module) gives the same key.
+            kms_pubkey "$k" "$k-kms.pem"
+            same_pub "$k.pem" "$k-kms.pem" || fail "$k: the token's public key is not KMS's"
+        fi
     done
     openssl pkey -pubin -in ec1.pem -noout -text | grep -q prime256v1 || fail "ec1 is not P-256"
     openssl pkey -pubin -in rsa1.pem -noout -text | grep -q '(2048 bit)' || fail "rsa1 is not 2048 bits"
 }
-step "init token, user PIN, EC P-256 (ec1) and RSA-2048 (rsa1) keys; export public keys (pkcs11-tool)" s_setup
+step "init token, user PIN, EC P-256 (ec1), RSA-2048 (rsa1, rsadec) keys; export public keys (pkcs11-tool)" s_setup
 
 s_engine() {
     [[ -n "$ENGINE" ]] || fail "no libp11 engine found"
@@ -230,13 +229,19 @@ step "openssl pkeyutl -sign (ECDSA, RSA PKCS#1, RSA-PSS); openssl pkeyutl -verif
 
 s_decrypt() {
     printf 'a session key, 32 bytes long...!' >secret.bin
-    openssl pkeyutl -encrypt -pubin -inkey rsa1.pem -in secret.bin -out oaep.enc \
+    openssl pkeyutl -encrypt -pubin -inkey rsadec.pem -in secret.bin -out oaep.enc \
         -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256
-    eng pkeyutl -engine pkcs11 -keyform engine -inkey "$RSA_URI" -decrypt -in oaep.enc -out oaep.dec \
+    eng pkeyutl -engine pkcs11 -keyform engine -inkey "$DEC_URI" -decrypt -in oaep.enc -out oaep.dec \
         -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256
     cmp secret.bin oaep.dec || fail "RSA-OAEP-SHA256 decryption differs"
-    openssl pkeyutl -encrypt -pubin -inkey rsa1.pem -in secret.bin -out pkcs1.enc
-    eng pkeyutl -engine pkcs11 -keyform engine -inkey "$RSA_URI" -decrypt -in pkcs1.enc -out pkcs1.dec
+    openssl pkeyutl -encrypt -pubin -inkey rsadec.pem -in secret.bin -out pkcs1.enc
+    if skip_on aws "PKCS#1 v1.5 decryption: KMS has none (not possible); the module refuses it"; then
+        # libp11 reports the module's CKR_MECHANISM_INVALID as "Mechanism invalid".
+        refused 'Mechanism invalid' eng pkeyutl -engine pkcs11 -keyform engine -inkey "$DEC_URI" \
+            -decrypt -in pkcs1.enc -out pkcs1.dec
+        return 0
+    fi
+    eng pkeyutl -engine pkcs11 -keyform engine -inkey "$DEC_URI" -decrypt -in pkcs1.enc -out pkcs1.dec
     cmp secret.bin pkcs1.dec || fail "RSA PKCS#1 v1.5 decryption differs"
 }
 step "openssl pkeyutl -decrypt RSA-OAEP-SHA256 and PKCS#1 v1.5 (ciphertext by plain openssl)" s_decrypt
@@ -249,8 +254,15 @@ s_cms() {
         run openssl cms -verify -CAfile "$k-cert.pem" -in "$k.p7m" -inform PEM -binary -out "$k.p7m.out"
         cmp data.txt "$k.p7m.out" || fail "the $k CMS content differs"
     done
+    local salt=()
+    if on_backend aws; then
+        # KMS signs PSS with salt = hash length only; openssl cms defaults to the
+        # maximum, which the module refuses (CKR_MECHANISM_PARAM_INVALID).
+        echo "    aws: -keyopt rsa_pss_saltlen:digest (KMS PSS salt is the hash length)"
+        salt=(-keyopt rsa_pss_saltlen:digest)
+    fi
     eng cms -sign -engine pkcs11 -keyform engine -inkey "$RSA_URI" -signer rsa1-cert.pem \
-        -keyopt rsa_padding_mode:pss -in data.txt -binary -nodetach -outform PEM -out rsa1-pss.p7m
+        -keyopt rsa_padding_mode:pss "${salt[@]}" -in data.txt -binary -nodetach -outform PEM -out rsa1-pss.p7m
     run openssl cms -verify -CAfile rsa1-cert.pem -in rsa1-pss.p7m -inform PEM -binary -out rsa1-pss.out
     openssl cms -cmsout -print -in rsa1-pss.p7m -inform PEM | grep -q rsassaPss ||
         fail "the RSA-PSS CMS signature is not rsassaPss"

@@ -74,15 +74,7 @@ if ! "${AS[@]}" test -r "$MODULE"; then
     MODULE="$TMP/libp11kms.so"
 fi
 
-export P11KMS_CONF="$TMP/p11kms.conf"
-cat >"$P11KMS_CONF" <<CONF
-log_level = "warn"
-
-[[token]]
-label = "$TOKEN"
-backend = "local"
-store = "$TMP/interop.sqlite"
-CONF
+interop_conf "$TMP" "$TOKEN"
 
 echo "interop: module $MODULE"
 echo "interop: work dir $TMP"
@@ -220,6 +212,11 @@ gen() {
     run openssl pkey -pubin -in "$TMP/$label.pub.pem" -noout -text
     openssl pkey -pubin -in "$TMP/$label.pub.pem" -noout -text >"$TMP/$label.pub.txt"
     has "$TMP/$label.pub.txt" "$want_pub" "openssl: public key of $label is not '$want_pub'"
+    if on_backend aws; then
+        # A KMS key: GetPublicKey (boto3, not the module) is the key p11tool printed.
+        kms_pubkey "$label" "$TMP/$label.kms.pem"
+        pubkeys_equal "$TMP/$label.kms.pem" "$TMP/$label.pub.pem" || fail "$label is not the KMS key"
+    fi
 }
 gen_ec256() { gen ec1 ECDSA EC "NIST CURVE: P-256" --curve secp256r1; }
 gen_ec384() { gen ec384 ECDSA EC "NIST CURVE: P-384" --curve secp384r1; }

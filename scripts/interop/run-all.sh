@@ -1,30 +1,88 @@
 #!/usr/bin/env bash
-# scripts/interop/run-all.sh — every interop row (scripts/interop/*.sh but this one and lib.sh),
-# each against the module in P11KMS_MODULE (default: target/release/libp11kms.so) on a
-# throwaway local token. Runs them all, then prints one line per row and a summary.
+# scripts/interop/run-all.sh — every interop row (scripts/interop/*.sh but this one and
+# lib.sh) against the module in P11KMS_MODULE (default: target/release/libp11kms.so),
+# once per backend: each row gets a throwaway token of that backend (lib.sh's
+# interop_conf). Runs them all, then prints a tool x backend table and a summary.
+#
+# Environment:
+#   P11KMS_INTEROP_BACKENDS  space-separated backends (default: local, plus aws when
+#                            the emulator in AWS_ENDPOINT_URL answers; test.sh starts
+#                            LocalStack and exports its env before this stage)
+#   P11KMS_INTEROP_ROWS      space-separated row names to run (default: all)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 export P11KMS_MODULE="${P11KMS_MODULE:-$root/target/release/libp11kms.so}"
 
-passed=()
-failed=()
+# Does the KMS emulator in AWS_ENDPOINT_URL answer? (LocalStack's health route.)
+aws_up() {
+    [[ -n "${AWS_ENDPOINT_URL:-}" ]] &&
+        curl -fsS --max-time 3 "$AWS_ENDPOINT_URL/_localstack/health" 2>/dev/null |
+        grep -Eq '"kms": *"(available|running)"'
+}
+
+if [[ -n "${P11KMS_INTEROP_BACKENDS:-}" ]]; then
+    read -ra backends <<<"$P11KMS_INTEROP_BACKENDS"
+else
+    backends=(local)
+    if aws_up; then
+        backends+=(aws)
+    else
+        echo "interop: no KMS emulator at AWS_ENDPOINT_URL='${AWS_ENDPOINT_URL:-}': aws column not run"
+    fi
+fi
+
+rows=()
 for row in "$here"/*.sh; do
     name="$(basename "$row" .sh)"
     [[ "$name" == run-all || "$name" == lib ]] && continue
-    echo
-    echo "=== interop row: $name"
-    start=$SECONDS
-    if timeout 600 bash "$row" </dev/null; then
-        passed+=("$name")
-        echo "=== $name: ok ($((SECONDS - start))s)"
-    else
-        failed+=("$name")
-        echo "=== $name: FAILED ($((SECONDS - start))s)"
+    if [[ -n "${P11KMS_INTEROP_ROWS:-}" && " $P11KMS_INTEROP_ROWS " != *" $name "* ]]; then
+        continue
     fi
+    rows+=("$name")
 done
+
+declare -A cell
+declare -A total
+failed=0
+for backend in "${backends[@]}"; do
+    start_b=$SECONDS
+    for name in "${rows[@]}"; do
+        echo
+        echo "=== interop row: $name on $backend"
+        start=$SECONDS
+        out="$(mktemp)"
+        P11KMS_INTEROP_BACKEND="$backend" timeout 900 bash "$here/$name.sh" </dev/null 2>&1 | tee "$out"
+        rc=${PIPESTATUS[0]}
+        # The row's last line: "interop ROW: N passed, M failed, K skipped on BACKEND".
+        counts="$(sed -n 's/^interop .*: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped on .*/\1 \2 \3/p' "$out" | tail -n 1)"
+        rm -f "$out"
+        read -r p f s <<<"${counts:-0 0 0}"
+        if [[ $rc -eq 0 ]]; then
+            skips=""
+            [[ $s -gt 0 ]] && skips=", $s skipped"
+            cell[$name,$backend]="pass ($p steps$skips) $((SECONDS - start))s"
+            echo "=== $name on $backend: ok ($((SECONDS - start))s)"
+        else
+            failed=$((failed + 1))
+            cell[$name,$backend]="FAILED ($f of $((p + f)) steps, exit $rc) $((SECONDS - start))s"
+            echo "=== $name on $backend: FAILED ($((SECONDS - start))s)"
+        fi
+    done
+    total[$backend]=$((SECONDS - start_b))
+done
+
 echo
-for n in "${passed[@]}"; do echo "  ok      $n"; done
-for n in "${failed[@]}"; do echo "  FAILED  $n"; done
-echo "interop: ${#passed[@]} passed, ${#failed[@]} failed"
-[[ ${#failed[@]} -eq 0 ]]
+printf '%-14s' "row"
+for backend in "${backends[@]}"; do printf ' | %-34s' "$backend"; done
+echo
+for name in "${rows[@]}"; do
+    printf '%-14s' "$name"
+    for backend in "${backends[@]}"; do printf ' | %-34s' "${cell[$name,$backend]}"; done
+    echo
+done
+printf '%-14s' "time"
+for backend in "${backends[@]}"; do printf ' | %-34s' "${total[$backend]}s"; done
+echo
+echo "interop: $((${#rows[@]} * ${#backends[@]} - failed)) passed, $failed failed (${#rows[@]} rows x ${#backends[@]} backends: ${backends[*]})"
+[[ $failed -eq 0 ]]

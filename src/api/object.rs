@@ -66,8 +66,15 @@ pub fn get(
     let m = module()?;
     let s = m.session(h)?;
     let e = s.token.entry(obj)?;
-    // Reading a secret part of a non-sensitive token key needs it unwrapped.
-    let _ = s.token.ensure_plain(&e);
+    // Reading a secret part of a non-sensitive token key needs it unwrapped; nothing
+    // else does (on a KMS token unwrapping is a KMS call).
+    let unwrap = {
+        let o = e.obj.read();
+        types.iter().any(|t| o.reads_wrapped_secret(*t))
+    };
+    if unwrap {
+        let _ = s.token.ensure_plain(&e);
+    }
     let o = e.obj.read();
     Ok(types
         .iter()

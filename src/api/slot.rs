@@ -22,7 +22,7 @@ pub fn slot_info(slot: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
     let t = m.token(slot)?;
     Ok(CK_SLOT_INFO {
         slotDescription: pad::<64>(
-            &format!("p11kms {} ({:?})", t.config.label, t.config.backend).to_lowercase(),
+            &format!("p11kms {} ({})", t.config.label, t.config.backend.name()).to_lowercase(),
         ),
         manufacturerID: pad32("p11kms"),
         flags: CKF_TOKEN_PRESENT,
@@ -39,7 +39,8 @@ pub fn token_info(slot: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
     Ok(CK_TOKEN_INFO {
         label: pad32(&t.label()?),
         manufacturerID: pad32("p11kms"),
-        model: pad::<16>("local"),
+        // The backend, so a tool (and its user) can tell a KMS token from a local one.
+        model: pad::<16>(t.config.backend.name()),
         serialNumber: pad::<16>(&t.serial()?),
         flags: t.flags()?,
         ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,

@@ -482,17 +482,12 @@ impl AwsBackend {
     /// CreateKey + CreateAlias (+ GetPublicKey): the new key, already in the listing.
     pub fn create_key(&self, k: NewKey) -> Result<KeyInfo> {
         let c = self.client()?;
+        // The alias names the key: the label, else the hex CKA_ID, else (a template
+        // with neither, as NSS and SunPKCS11 send before they set CKA_ID) the key id.
         let name = match &k.label {
             Some(l) if !l.is_empty() => sanitize(l),
             _ => hex(k.id.as_deref().unwrap_or(&[])),
         };
-        if name.is_empty() {
-            return Err(Error::msg(
-                CKR_TEMPLATE_INCOMPLETE,
-                "a KMS key needs CKA_LABEL or CKA_ID for its alias",
-            ));
-        }
-        let alias = format!("{}{}", self.alias_prefix, name);
         let mut tags = vec![(TAG_TOKEN, k.token.clone())];
         if let Some(l) = &k.label {
             tags.push((TAG_LABEL, l.clone()));
@@ -517,6 +512,7 @@ impl AwsBackend {
         })?;
         let md = need("CreateKey", md.key_metadata, "KeyMetadata")?;
         let key_id = md.key_id().to_string();
+        let alias = self.alias_for(if name.is_empty() { &key_id } else { &name });
         let aliased = self.run("CreateAlias", async {
             c.create_alias()
                 .alias_name(&alias)
@@ -565,6 +561,93 @@ impl AwsBackend {
         };
         self.update_listing(Some(info.clone()), None)?;
         Ok(info)
+    }
+
+    fn alias_for(&self, name: &str) -> String {
+        format!("{}{}", self.alias_prefix, name)
+    }
+
+    /// The alias a CKA_LABEL gives a key (the key id for an empty label).
+    pub fn alias_of_label(&self, key: &KeyInfo, label: &str) -> String {
+        match sanitize(label) {
+            n if n.is_empty() => self.alias_for(&key.key_id),
+            n => self.alias_for(&n),
+        }
+    }
+
+    /// C_SetAttributeValue of CKA_ID and/or CKA_LABEL on a KMS key's objects: the ID is
+    /// the `p11kms:id` tag (TagResource), the label the alias (CreateAlias of the new
+    /// name, then DeleteAlias of the old), so every host sees the change. Makes only
+    /// the calls a change needs: none when both are already what is asked. Returns the
+    /// listing with the key updated.
+    pub fn rename_key(
+        &self,
+        key: &KeyInfo,
+        id: Option<&[u8]>,
+        label: Option<&str>,
+    ) -> Result<Listing> {
+        let mut next = key.clone();
+        let mut tags: Vec<(&str, String)> = Vec::new();
+        if let Some(id) = id.map(hex).filter(|h| *h != key.id) {
+            tags.push((TAG_ID, id.clone()));
+            next.id = id;
+        }
+        let new_alias = label
+            .map(|l| (l, self.alias_of_label(key, l)))
+            .filter(|(_, a)| *a != key.alias);
+        if tags.is_empty() && new_alias.is_none() {
+            return Ok(self.cached_listing()?.unwrap_or_default());
+        }
+        let c = self.client()?;
+        if let Some((l, alias)) = &new_alias {
+            self.run("CreateAlias", async {
+                c.create_alias()
+                    .alias_name(alias)
+                    .target_key_id(&key.key_id)
+                    .send()
+                    .await
+                    .map_err(|e| kms_error("CreateAlias", e))
+            })
+            .map_err(|e| {
+                if e.message().is_some_and(|m| m.contains("AlreadyExists")) {
+                    Error::msg(
+                        CKR_ATTRIBUTE_VALUE_INVALID,
+                        format!("KMS alias {alias} already exists: choose another CKA_LABEL"),
+                    )
+                } else {
+                    e
+                }
+            })?;
+            tags.push((TAG_LABEL, l.to_string()));
+        }
+        let tags: Vec<Tag> = tags
+            .into_iter()
+            .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::general(format!("KMS tag: {e}")))?;
+        let tagged = self.run("TagResource", async {
+            c.tag_resource()
+                .key_id(&key.key_id)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(|e| kms_error("TagResource", e))
+        });
+        if let Some((_, alias)) = &new_alias {
+            // The old name goes only once the new one is complete; on a failed tag,
+            // take the new alias back so the key keeps exactly one name.
+            let drop = if tagged.is_ok() { &key.alias } else { alias };
+            self.run("DeleteAlias", async {
+                c.delete_alias()
+                    .alias_name(drop)
+                    .send()
+                    .await
+                    .map_err(|e| kms_error("DeleteAlias", e))
+            })?;
+            next.alias = alias.clone();
+        }
+        tagged?;
+        self.update_listing(Some(next), None)
     }
 
     fn schedule_deletion(&self, key_id: &str, alias: Option<&str>, days: u32) -> Result<()> {

@@ -621,6 +621,17 @@ impl Object {
         }
     }
 
+    /// Would reading `ty` reveal a part of the secret that is still wrapped (CKA_VALUE
+    /// of a non-sensitive, extractable key)? Only then does C_GetAttributeValue need
+    /// the secret unwrapped: on a KMS token that is a Decrypt call, which no other
+    /// attribute (label, ID, class, sizes) is worth.
+    pub fn reads_wrapped_secret(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
+        matches!(self.secret, Secret::Wrapped(_))
+            && self.rule(ty).is_some_and(|r| r.sensitive)
+            && !self.bool_attr(CKA_SENSITIVE)
+            && self.bool_attr(CKA_EXTRACTABLE)
+    }
+
     /// Does the object match a search template? Sensitive attributes never match.
     pub fn matches(&self, template: &[Attr]) -> bool {
         template.iter().all(|(ty, v)| match self.read(*ty) {

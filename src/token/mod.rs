@@ -187,6 +187,36 @@ impl Token {
             map.values().filter_map(|e| e.remote.clone()).collect();
         for k in &l.keys {
             if have.contains(&k.key_id) {
+                // Renamed (here or by another process), or its public key no longer
+                // the one listed: same handles, attributes from the listing.
+                let (label, id) = remote::label_and_id(b, k);
+                let spki = remote::unhex(&k.spki).unwrap_or_default();
+                for e in map
+                    .values()
+                    .filter(|e| e.remote.as_deref() == Some(&k.key_id))
+                {
+                    let stale = {
+                        let o = e.obj.read();
+                        o.attr(CKA_LABEL) != Some(&label[..])
+                            || o.attr(CKA_ID) != Some(&id[..])
+                            || o.attr(CKA_PUBLIC_KEY_INFO) != Some(&spki[..])
+                    };
+                    if !stale {
+                        continue;
+                    }
+                    match remote::key_objects(b, k) {
+                        Ok((po, so)) => {
+                            let mut o = e.obj.write();
+                            *o = if o.class == CKO_PUBLIC_KEY { po } else { so };
+                        }
+                        Err(err) => log_at!(
+                            Warn,
+                            "KMS key {} ({}): not updated: {err}",
+                            k.alias,
+                            k.key_id
+                        ),
+                    }
+                }
                 continue;
             }
             match remote::key_objects(b, k) {
@@ -716,6 +746,10 @@ impl Token {
     /// C_SetAttributeValue, persisted for token objects.
     pub fn set_attributes(&self, h: CK_OBJECT_HANDLE, t: &[Attr], rw: bool) -> Result<()> {
         let e = self.entry(h)?;
+        #[cfg(feature = "aws")]
+        if let (Some(key_id), Kek::Aws(b)) = (&e.remote, &self.kek) {
+            return self.set_remote_attributes(b, &e, key_id, t, rw);
+        }
         // The stored secret seals the attributes: changing them means re-wrapping it.
         self.ensure_plain(&e)?;
         let mut o = e.obj.write();
@@ -727,6 +761,51 @@ impl Token {
             self.store().transaction(|tx| tx.update_object(&s))?;
         }
         *o = next;
+        Ok(())
+    }
+
+    /// C_SetAttributeValue on an object mirrored from a KMS key: CKA_ID and CKA_LABEL
+    /// can change (NSS and SunPKCS11 name a key pair after generating it), and change
+    /// both halves, since they are one KMS key's tag and alias; any other attribute is
+    /// CKR_ATTRIBUTE_READ_ONLY. Needs the user logged in: it changes the KMS key.
+    #[cfg(feature = "aws")]
+    fn set_remote_attributes(
+        &self,
+        b: &Arc<AwsBackend>,
+        e: &Entry,
+        key_id: &str,
+        t: &[Attr],
+        rw: bool,
+    ) -> Result<()> {
+        self.check_writable(&e.obj.read(), rw)?;
+        if !self.user_can_see_private() {
+            return Err(CKR_USER_NOT_LOGGED_IN.into());
+        }
+        let (mut id, mut label) = (None, None);
+        for (ty, v) in t {
+            match *ty {
+                CKA_ID => id = Some(v.as_slice()),
+                CKA_LABEL => {
+                    label = Some(std::str::from_utf8(v).map_err(|_| {
+                        Error::msg(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_LABEL is not UTF-8")
+                    })?)
+                }
+                _ => {
+                    return Err(Error::msg(
+                        CKR_ATTRIBUTE_READ_ONLY,
+                        format!("attribute 0x{ty:x} of a KMS key cannot change"),
+                    ))
+                }
+            }
+        }
+        let l = b.cached_listing()?.unwrap_or_default();
+        let info = l
+            .keys
+            .iter()
+            .find(|k| k.key_id == key_id)
+            .ok_or(CKR_OBJECT_HANDLE_INVALID)?;
+        let l = b.rename_key(info, id, label)?;
+        self.sync_remote(b, &l);
         Ok(())
     }
 

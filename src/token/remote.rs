@@ -5,7 +5,8 @@
 //! Choices: CKA_LABEL is the alias without the token's prefix; CKA_ID the `p11kms:id`
 //! tag, else the key id's UUID bytes; CKA_LOCAL (and ALWAYS_SENSITIVE /
 //! NEVER_EXTRACTABLE) is true for keys generated inside KMS (Origin AWS_KMS), false for
-//! imported key material; the objects are not modifiable or copyable (they mirror KMS),
+//! imported key material; the objects are not copyable and only CKA_ID and CKA_LABEL
+//! change (the key's `p11kms:id` tag and its alias, Token::set_remote_attributes),
 //! the private one is destroyable (schedules the key's deletion), the public one not.
 //! Object uids (CKA_UNIQUE_ID) derive from the ARN: the same in every process.
 
@@ -72,6 +73,15 @@ fn uid_of(what: &str, arn: &str) -> [u8; 16] {
     out
 }
 
+/// CKA_LABEL (the alias without the token's prefix) and CKA_ID of a listed key. A key
+/// named by its own key id (generated with no label and no ID) has an empty label, as
+/// it would on a local token.
+pub(super) fn label_and_id(b: &AwsBackend, k: &KeyInfo) -> (Vec<u8>, Vec<u8>) {
+    let name = k.alias.strip_prefix(&b.alias_prefix).unwrap_or(&k.alias);
+    let label = if name == k.key_id { "" } else { name };
+    (label.as_bytes().to_vec(), unhex(&k.id).unwrap_or_default())
+}
+
 /// The (public, private) objects of one listed KMS key.
 pub(super) fn key_objects(b: &Arc<AwsBackend>, k: &KeyInfo) -> Result<(Object, Object)> {
     let public = mechanism::public_from_spki(&unhex(&k.spki)?)?;
@@ -80,12 +90,7 @@ pub(super) fn key_objects(b: &Arc<AwsBackend>, k: &KeyInfo) -> Result<(Object, O
         KeyMaterial::EcPublic { .. } => (CKK_EC, CKM_EC_KEY_PAIR_GEN),
         _ => return Err(Error::device("KMS public key of an unexpected type")),
     };
-    let label = k
-        .alias
-        .strip_prefix(&b.alias_prefix)
-        .unwrap_or(&k.alias)
-        .as_bytes()
-        .to_vec();
+    let (label, _) = label_and_id(b, k);
     let id = unhex(&k.id)?;
     let sign = k.usage == "SIGN_VERIFY";
     let mechs: Vec<u8> = allowed_mechanisms(&k.algorithms)
@@ -97,7 +102,8 @@ pub(super) fn key_objects(b: &Arc<AwsBackend>, k: &KeyInfo) -> Result<(Object, O
         (CKA_LABEL, label),
         (CKA_ID, id),
         (CKA_ALLOWED_MECHANISMS, mechs),
-        (CKA_MODIFIABLE, bool_(false)),
+        // CKA_ID and CKA_LABEL can change (the key's tag and alias); nothing else.
+        (CKA_MODIFIABLE, bool_(true)),
         (CKA_COPYABLE, bool_(false)),
     ];
     let mut pub_t = common.clone();
