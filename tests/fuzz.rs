@@ -524,6 +524,18 @@ const ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
 struct Tmpl {
     _bufs: Vec<Vec<u8>>,
     a: Vec<CK_ATTRIBUTE>,
+    /// Pass a NULL pTemplate (with the count of `a`).
+    null: bool,
+}
+
+impl Tmpl {
+    fn ptr(&mut self) -> *mut CK_ATTRIBUTE {
+        if self.null || self.a.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            self.a.as_mut_ptr()
+        }
+    }
 }
 
 fn template(r: &mut Rng, for_read: bool) -> Tmpl {
@@ -594,7 +606,11 @@ fn template(r: &mut Rng, for_read: bool) -> Tmpl {
             },
         })
         .collect();
-    Tmpl { _bufs: bufs, a }
+    Tmpl {
+        _bufs: bufs,
+        a,
+        null: r.chance(3),
+    }
 }
 
 /// An owned mechanism: a type (mostly offered ones), and a parameter that is NULL with any
@@ -755,6 +771,10 @@ struct Out {
     buf: Vec<u8>,
     len: CK_ULONG,
     null: bool,
+    /// Pass a NULL length pointer (the module must check it: CKR_ARGUMENTS_BAD).
+    null_len: bool,
+    /// Whether the call was given the length pointer at all.
+    used: bool,
 }
 
 impl Out {
@@ -769,6 +789,16 @@ impl Out {
                 size as CK_ULONG
             },
             null,
+            null_len: r.chance(3),
+            used: false,
+        }
+    }
+    fn lenp(&mut self) -> *mut CK_ULONG {
+        self.used = true;
+        if self.null_len {
+            std::ptr::null_mut()
+        } else {
+            &mut self.len
         }
     }
     fn ptr(&mut self) -> *mut u8 {
@@ -780,6 +810,12 @@ impl Out {
     }
     /// A module may write at most the buffer's length.
     fn check(&self, rv: CK_RV) -> Result<(), String> {
+        if !self.used {
+            return Ok(());
+        }
+        if self.null_len && rv == CKR_OK {
+            return Err("CKR_OK with a NULL length pointer".into());
+        }
         if rv == CKR_OK
             && !self.null
             && self.len as usize > self.buf.len().max(1)
@@ -883,7 +919,12 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
             };
             let mut h = 0;
             let s = if r.chance(95) { p.slot } else { r.next() };
-            let rv = c!(C_OpenSession, s, flags, std::ptr::null_mut(), None, &mut h);
+            let hp: *mut CK_SESSION_HANDLE = if r.chance(3) {
+                std::ptr::null_mut()
+            } else {
+                &mut h
+            };
+            let rv = c!(C_OpenSession, s, flags, std::ptr::null_mut(), None, hp);
             if rv == CKR_OK {
                 p.sessions.push(h);
             }
@@ -936,9 +977,13 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
             let rv = c!(
                 C_CreateObject,
                 session(r, p),
-                t.a.as_mut_ptr(),
+                t.ptr(),
                 t.a.len() as CK_ULONG,
-                &mut h
+                if r.chance(3) {
+                    std::ptr::null_mut()
+                } else {
+                    &mut h
+                }
             );
             if rv == CKR_OK {
                 p.objects.push(h);
@@ -952,7 +997,7 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
                 C_CopyObject,
                 session(r, p),
                 object(r, p),
-                t.a.as_mut_ptr(),
+                t.ptr(),
                 t.a.len() as CK_ULONG,
                 &mut h
             );
@@ -983,7 +1028,7 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
                 C_GetAttributeValue,
                 session(r, p),
                 object(r, p),
-                t.a.as_mut_ptr(),
+                t.ptr(),
                 t.a.len() as CK_ULONG
             );
             for (a, b) in t.a.iter().zip(&t._bufs) {
@@ -1009,18 +1054,14 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
                     C_SetAttributeValue,
                     session(r, p),
                     object(r, p),
-                    t.a.as_mut_ptr(),
+                    t.ptr(),
                     t.a.len() as CK_ULONG
                 ),
             )
         }
         21 => {
             let mut t = template(r, false);
-            let tp = if t.a.is_empty() {
-                std::ptr::null_mut()
-            } else {
-                t.a.as_mut_ptr()
-            };
+            let tp = t.ptr();
             (
                 "C_FindObjectsInit",
                 c!(C_FindObjectsInit, session(r, p), tp, t.a.len() as CK_ULONG),
@@ -1030,7 +1071,12 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
             let max = r.below(20);
             let mut hs = vec![0; max as usize + 1];
             let mut n = 0;
-            let rv = c!(C_FindObjects, session(r, p), hs.as_mut_ptr(), max, &mut n);
+            let np: *mut CK_ULONG = if r.chance(3) {
+                std::ptr::null_mut()
+            } else {
+                &mut n
+            };
+            let rv = c!(C_FindObjects, session(r, p), hs.as_mut_ptr(), max, np);
             if rv == CKR_OK && n > max {
                 ok = Err(format!("C_FindObjects returned {n} > max {max}"));
             }
@@ -1079,34 +1125,34 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
             let rv;
             let name = match which {
                 29 => {
-                    rv = c!(C_Encrypt, s, dp, dl, op, &mut o.len);
+                    rv = c!(C_Encrypt, s, dp, dl, op, o.lenp());
                     "C_Encrypt"
                 }
                 30 => {
-                    rv = c!(C_EncryptUpdate, s, dp, dl, op, &mut o.len);
+                    rv = c!(C_EncryptUpdate, s, dp, dl, op, o.lenp());
                     "C_EncryptUpdate"
                 }
                 31 => {
-                    rv = c!(C_EncryptFinal, s, op, &mut o.len);
+                    rv = c!(C_EncryptFinal, s, op, o.lenp());
                     "C_EncryptFinal"
                 }
                 32 => {
-                    rv = c!(C_Decrypt, s, dp, dl, op, &mut o.len);
+                    rv = c!(C_Decrypt, s, dp, dl, op, o.lenp());
                     "C_Decrypt"
                 }
                 33 => {
-                    rv = c!(C_DecryptUpdate, s, dp, dl, op, &mut o.len);
+                    rv = c!(C_DecryptUpdate, s, dp, dl, op, o.lenp());
                     "C_DecryptUpdate"
                 }
                 34 => {
-                    rv = c!(C_DecryptFinal, s, op, &mut o.len);
+                    rv = c!(C_DecryptFinal, s, op, o.lenp());
                     "C_DecryptFinal"
                 }
                 35 => {
                     rv = match r.below(3) {
-                        0 => c!(C_Sign, s, dp, dl, op, &mut o.len),
+                        0 => c!(C_Sign, s, dp, dl, op, o.lenp()),
                         1 => c!(C_SignUpdate, s, dp, dl),
-                        _ => c!(C_SignFinal, s, op, &mut o.len),
+                        _ => c!(C_SignFinal, s, op, o.lenp()),
                     };
                     "C_Sign*"
                 }
@@ -1122,10 +1168,10 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
                 }
                 37 => {
                     rv = match r.below(4) {
-                        0 => c!(C_Digest, s, dp, dl, op, &mut o.len),
+                        0 => c!(C_Digest, s, dp, dl, op, o.lenp()),
                         1 => c!(C_DigestUpdate, s, dp, dl),
                         2 => c!(C_DigestKey, s, object(r, p)),
-                        _ => c!(C_DigestFinal, s, op, &mut o.len),
+                        _ => c!(C_DigestFinal, s, op, o.lenp()),
                     };
                     "C_Digest*"
                 }
@@ -1154,7 +1200,7 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
                 C_GenerateKey,
                 session(r, p),
                 &m.m as *const _ as *mut _,
-                t.a.as_mut_ptr(),
+                t.ptr(),
                 t.a.len() as CK_ULONG,
                 &mut h
             );
@@ -1176,9 +1222,9 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
                 C_GenerateKeyPair,
                 session(r, p),
                 &m.m as *const _ as *mut _,
-                pubt.a.as_mut_ptr(),
+                pubt.ptr(),
                 pubt.a.len() as CK_ULONG,
-                privt.a.as_mut_ptr(),
+                privt.ptr(),
                 privt.a.len() as CK_ULONG,
                 &mut a,
                 &mut b
@@ -1200,7 +1246,7 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
                 object(r, p),
                 object(r, p),
                 op,
-                &mut o.len
+                o.lenp()
             );
             ok = o.check(rv);
             ("C_WrapKey", rv)
@@ -1218,7 +1264,7 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
                 object(r, p),
                 wp,
                 w.len() as CK_ULONG,
-                t.a.as_mut_ptr(),
+                t.ptr(),
                 t.a.len() as CK_ULONG,
                 &mut h
             );
@@ -1251,35 +1297,20 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
     (name, rv, ok)
 }
 
-#[test]
-fn random_call_sequences() {
-    let secs: u64 = std::env::var("P11KMS_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let seed: u64 = std::env::var("P11KMS_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    println!("fuzz: seed {seed} (replay with P11KMS_FUZZ_SEED={seed}), {secs} s");
-
-    let env = env(&[tok("fuzz")]);
-    let slot = env.user_token("fuzz");
-    let mut mechs: Vec<CK_MECHANISM_TYPE> = env
-        .ctx
-        .get_mechanism_list(slot)
-        .unwrap()
-        .iter()
-        .map(|m| CK_MECHANISM_TYPE::from(*m))
-        .collect();
-    // RSA key generation takes seconds: keep it rare (see step 40).
-    mechs.retain(|m| *m != CKM_RSA_PKCS_KEY_PAIR_GEN);
+/// One fuzzing thread: its own pools, keys and PRNG (seeded `seed`), for `secs`.
+#[allow(clippy::too_many_arguments)]
+fn worker(
+    env: &'static Env,
+    slot: cryptoki::slot::Slot,
+    mechs: Vec<CK_MECHANISM_TYPE>,
+    t: usize,
+    seed: u64,
+    secs: u64,
+    start: Instant,
+    last: &AtomicU64,
+    current: &Mutex<String>,
+    ready: &std::sync::Barrier,
+) -> (u64, std::collections::BTreeMap<String, u64>, Vec<String>) {
     let mut p = Pools {
         slot: slot.id(),
         sessions: Vec::new(),
@@ -1395,37 +1426,16 @@ fn random_call_sequences() {
         std::mem::forget(s); // the fuzzer owns the handle now (it may close it)
     }
 
-    // Watchdog: one call outliving a minute is a hang.
-    let last = Arc::new(AtomicU64::new(0));
-    let current = Arc::new(Mutex::new(String::new()));
-    let start = Instant::now();
-    {
-        let (last, current) = (last.clone(), current.clone());
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_secs(5));
-            let now = start.elapsed().as_secs();
-            let l = last.load(Ordering::Relaxed);
-            if l != u64::MAX && now > l + 60 {
-                eprintln!(
-                    "fuzz: a call has not returned for {} s (seed {seed}): {}",
-                    now - l,
-                    current.lock().unwrap()
-                );
-                std::process::abort();
-            }
-            if l == u64::MAX {
-                return;
-            }
-        });
-    }
-
+    // Every thread has its keys before any starts (a logout would fail the others' setup).
+    ready.wait();
+    last.store(start.elapsed().as_secs(), Ordering::Relaxed);
     let mut rng = Rng(seed);
     let mut failures = Vec::new();
     let mut calls = 0u64;
     let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
     while start.elapsed() < Duration::from_secs(secs) && failures.len() < 20 {
         last.store(start.elapsed().as_secs(), Ordering::Relaxed);
-        *current.lock().unwrap() = format!("call #{calls}");
+        *current.lock().unwrap() = format!("thread {t} call #{calls}");
         let (name, rv, prop) = step(&mut rng, &mut p);
         calls += 1;
         *counts.entry(format!("{name} {}", rv_name(rv))).or_default() += 1;
@@ -1441,20 +1451,145 @@ fn random_call_sequences() {
             ));
         }
         if let Err(e) = prop {
-            failures.push(format!("call #{calls} {name}: {e}"));
+            failures.push(format!("thread {t} call #{calls} {name}: {e}"));
         }
         // Keep a session, a login and live keys around so the deeper paths stay reachable.
+        // (Raw calls: another thread's C_CloseAllSessions may close it at any point.)
         if p.sessions.is_empty() || rng.chance(1) {
-            let s = env.user_session(slot);
-            let h = s.handle();
-            p.sessions.push(h);
-            std::mem::forget(s);
-            replenish(&mut p, h);
+            let mut h = 0;
+            let flags = CKF_SERIAL_SESSION | CKF_RW_SESSION;
+            if call!(
+                C_OpenSession,
+                p.slot,
+                flags,
+                std::ptr::null_mut(),
+                None,
+                &mut h
+            ) == CKR_OK
+            {
+                let mut pin = USER_PIN.as_bytes().to_vec();
+                call!(
+                    C_Login,
+                    h,
+                    CKU_USER,
+                    pin.as_mut_ptr(),
+                    pin.len() as CK_ULONG
+                );
+                p.sessions.push(h);
+                replenish(&mut p, h);
+            }
         }
     }
     last.store(u64::MAX, Ordering::Relaxed);
+    (calls, counts, failures)
+}
+
+#[test]
+fn random_call_sequences() {
+    let secs: u64 = std::env::var("P11KMS_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let seed: u64 = std::env::var("P11KMS_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("fuzz: seed {seed} (replay with P11KMS_FUZZ_SEED={seed}), {secs} s");
+
+    let env = env(&[tok("fuzz")]);
+    let slot = env.user_token("fuzz");
+    let mut mechs: Vec<CK_MECHANISM_TYPE> = env
+        .ctx
+        .get_mechanism_list(slot)
+        .unwrap()
+        .iter()
+        .map(|m| CK_MECHANISM_TYPE::from(*m))
+        .collect();
+    // RSA key generation takes seconds: keep it rare (see step 40).
+    mechs.retain(|m| *m != CKM_RSA_PKCS_KEY_PAIR_GEN);
+    // Watchdog: one call outliving a minute is a hang.
+    let threads: usize = std::env::var("P11KMS_FUZZ_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    let lasts: Arc<Vec<AtomicU64>> = Arc::new((0..threads).map(|_| AtomicU64::new(0)).collect());
+    let currents: Arc<Vec<Mutex<String>>> =
+        Arc::new((0..threads).map(|_| Mutex::new(String::new())).collect());
+    let start = Instant::now();
+    {
+        let (lasts, currents) = (lasts.clone(), currents.clone());
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(5));
+            let now = start.elapsed().as_secs();
+            let mut running = false;
+            for (l, c) in lasts.iter().zip(currents.iter()) {
+                let l = l.load(Ordering::Relaxed);
+                if l == u64::MAX {
+                    continue;
+                }
+                running = true;
+                if now > l + 60 {
+                    eprintln!(
+                        "fuzz: a call has not returned for {} s (seed {seed}): {}",
+                        now - l,
+                        c.lock().unwrap()
+                    );
+                    std::process::abort();
+                }
+            }
+            if !running && now > 1 {
+                return;
+            }
+        });
+    }
+
+    // Each thread replays from `seed` its own call sequence; the interleaving of the
+    // threads is not replayable (P11KMS_FUZZ_THREADS=1 replays a run exactly).
+    let ready = std::sync::Barrier::new(threads);
+    let results: Vec<_> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                let (lasts, currents, mechs, ready) = (&lasts, &currents, mechs.clone(), &ready);
+                let tseed = seed.wrapping_add((t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
+                sc.spawn(move || {
+                    worker(
+                        env,
+                        slot,
+                        mechs,
+                        t,
+                        tseed,
+                        secs,
+                        start,
+                        &lasts[t],
+                        &currents[t],
+                        &ready,
+                    )
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("fuzz thread"))
+            .collect()
+    });
+    let mut calls = 0;
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut failures = Vec::new();
+    for (c, n, f) in results {
+        calls += c;
+        for (k, v) in n {
+            *counts.entry(k).or_default() += v;
+        }
+        failures.extend(f);
+    }
     println!(
-        "fuzz: {calls} calls in {:.1} s",
+        "fuzz: {calls} calls in {:.1} s on {threads} thread(s)",
         start.elapsed().as_secs_f64()
     );
     for (k, n) in &counts {
