@@ -1049,6 +1049,7 @@ impl Ctx<'_> {
                 }
                 format!("{rvs:?} lens={lens:?}")
             }
+            "flagswork" => self.flags_work(w)?,
             "eq" => {
                 let (a, b) = (self.val(arg(1)?)?, self.val(arg(2)?)?);
                 if a == b {
@@ -1058,6 +1059,74 @@ impl Ctx<'_> {
                 }
             }
             x => return Err(format!("unknown command {x}")),
+        })
+    }
+
+    /// flagswork MECH KEY [PUBKEY] [target=KEY]: for each function flag of
+    /// C_GetMechanismInfo, whether the function really starts with that mechanism (E, V
+    /// and W with PUBKEY when given; D, S with KEY; Dig without a key; W wraps `target`),
+    /// and whether the functions without a flag are refused. `consistent`, or the list
+    /// of mismatches.
+    fn flags_work(&mut self, w: &[String]) -> Result<String, String> {
+        let m = self.m;
+        let o = opts(w);
+        let mech = self.mech(&w[1])?;
+        let k = self.obj(&w[2])?;
+        let kp = match w.get(3).filter(|x| !x.contains('=')) {
+            Some(x) => self.obj(x)?,
+            None => k,
+        };
+        let target = o.get("target").map(|t| self.obj(t)).transpose()?;
+        let mut i: CK_MECHANISM_INFO = unsafe { std::mem::zeroed() };
+        let rv = ck!(
+            m,
+            C_GetMechanismInfo,
+            self.me.slot,
+            mech.m.mechanism,
+            &mut i
+        );
+        if rv != CKR_OK {
+            return Ok(rv_name(rv));
+        }
+        let s = self.sess("rw")?;
+        let pm = &mech.m as *const _ as *mut _;
+        let mut bad = Vec::new();
+        let checks: [(CK_FLAGS, &str); 6] = [
+            (CKF_ENCRYPT, "encrypt"),
+            (CKF_DECRYPT, "decrypt"),
+            (CKF_SIGN, "sign"),
+            (CKF_VERIFY, "verify"),
+            (CKF_DIGEST, "digest"),
+            (CKF_WRAP, "wrap"),
+        ];
+        for (flag, op) in checks {
+            let rv = match op {
+                "encrypt" => ck!(m, C_EncryptInit, s, pm, kp),
+                "decrypt" => ck!(m, C_DecryptInit, s, pm, k),
+                "sign" => ck!(m, C_SignInit, s, pm, k),
+                "verify" => ck!(m, C_VerifyInit, s, pm, kp),
+                "digest" => ck!(m, C_DigestInit, s, pm),
+                _ => {
+                    let Some(t) = target else { continue };
+                    let mut out = vec![0u8; BIG];
+                    let mut l = BIG as CK_ULONG;
+                    ck!(m, C_WrapKey, s, pm, kp, t, out.as_mut_ptr(), &mut l)
+                }
+            };
+            if rv == CKR_OK && op != "wrap" {
+                end_op(m, s, op);
+            }
+            let flagged = i.flags & flag != 0;
+            match (flagged, rv == CKR_OK) {
+                (true, false) => bad.push(format!("{op}:flag-but-{}", rv_name(rv))),
+                (false, true) => bad.push(format!("{op}:works-without-flag")),
+                _ => {}
+            }
+        }
+        Ok(if bad.is_empty() {
+            format!("consistent {}", mech_flags(i.flags))
+        } else {
+            format!("inconsistent[{}]", bad.join(","))
         })
     }
 
@@ -1599,6 +1668,19 @@ fn preset_values(dir: &Path) -> HashMap<String, Vec<u8>> {
         &[],
     );
     v.insert("cert".into(), std::fs::read(&cert).unwrap());
+    // The certificate's EC key: private scalar and public point (SEC1 ECPrivateKey).
+    let sec1 = common::openssl(
+        &["ec", "-in", key.to_str().unwrap(), "-outform", "DER"],
+        &[],
+    );
+    let (_, seq, _) = common::der_read(&sec1);
+    let (_, _version, rest) = common::der_read(seq);
+    let (_, d, rest) = common::der_read(rest);
+    let (_, _params, rest) = common::der_read(rest);
+    let (_, pubkey, _) = common::der_read(rest);
+    let (_, bits, _) = common::der_read(pubkey);
+    v.insert("ec_d".into(), d.to_vec());
+    v.insert("ec_point".into(), bits[1..].to_vec());
     // The certificate's subject, DER (openssl's view, independent of both modules).
     let subj = common::openssl(
         &[
