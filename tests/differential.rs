@@ -410,7 +410,7 @@ fn mechanism(s: &str, me: &State, other: &State) -> Result<Mech, String> {
     } else if kv.contains_key("len") {
         param = num("len", 0)?.to_ne_bytes().to_vec();
     }
-    let null = kv.get("null").is_some();
+    let null = kv.contains_key("null");
     let plen = num("plen", param.len() as u64)?;
     let mut m = Mech {
         _store: store,
@@ -1256,7 +1256,7 @@ impl Ctx<'_> {
             };
             let (t, size) = match e.split_once(':') {
                 Some((t, "null")) => (t, None),
-                Some((t, n)) => (t, Some(n.parse::<usize>().map_err(|_| format!("{e}"))?)),
+                Some((t, n)) => (t, Some(n.parse::<usize>().map_err(|_| e.to_string())?)),
                 None => (e, Some(1024)),
             };
             bufs.push(vec![0u8; size.unwrap_or(0).max(1)]);

@@ -1569,7 +1569,7 @@ fn random_call_sequences() {
                         start,
                         &lasts[t],
                         &currents[t],
-                        &ready,
+                        ready,
                     )
                 })
             })
