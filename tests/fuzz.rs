@@ -141,6 +141,47 @@ fn allowed(f: &str) -> Vec<CK_RV> {
     let add = |v: &mut Vec<CK_RV>, s: &[CK_RV]| v.extend_from_slice(s);
     match f {
         "C_GetInfo" => {}
+        "C_InitToken" => add(
+            &mut v,
+            &[
+                CKR_SESSION_EXISTS,
+                CKR_PIN_INCORRECT,
+                CKR_PIN_LOCKED,
+                CKR_SLOT_ID_INVALID,
+                CKR_TOKEN_NOT_PRESENT,
+                CKR_TOKEN_NOT_RECOGNIZED,
+                CKR_TOKEN_WRITE_PROTECTED,
+                CKR_DEVICE_ERROR,
+            ],
+        ),
+        "C_InitPIN" | "C_SetPIN" => {
+            add(&mut v, SESSION);
+            add(
+                &mut v,
+                &[
+                    CKR_PIN_INCORRECT,
+                    CKR_PIN_INVALID,
+                    CKR_PIN_LEN_RANGE,
+                    CKR_PIN_LOCKED,
+                    CKR_SESSION_READ_ONLY,
+                    CKR_TOKEN_WRITE_PROTECTED,
+                    CKR_USER_NOT_LOGGED_IN,
+                ],
+            );
+        }
+        "unsupported" | "C_LoginUser" | "C_Message*" => {
+            add(&mut v, SESSION);
+            add(
+                &mut v,
+                &[
+                    CKR_FUNCTION_NOT_SUPPORTED,
+                    CKR_FUNCTION_NOT_PARALLEL,
+                    CKR_NO_EVENT,
+                ],
+            );
+        }
+        "C_SessionCancel" => add(&mut v, SESSION),
+        "C_GetInterfaceList" => add(&mut v, &[CKR_BUFFER_TOO_SMALL]),
         "C_GetSlotList" => add(&mut v, &[CKR_BUFFER_TOO_SMALL]),
         "C_GetSlotInfo" => add(&mut v, &[CKR_SLOT_ID_INVALID, CKR_DEVICE_ERROR]),
         "C_GetTokenInfo" => add(
@@ -297,6 +338,27 @@ fn allowed(f: &str) -> Vec<CK_RV> {
         }
     }
     v
+}
+
+/// The module's PKCS#11 3.0 function list (C_GetInterface "PKCS 11", 3.0).
+fn f30() -> &'static CK_FUNCTION_LIST_3_0 {
+    static F: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let p = *F.get_or_init(|| unsafe {
+        let gi: libloading::Symbol<
+            unsafe extern "C" fn(
+                *mut u8,
+                *mut CK_VERSION,
+                *mut *mut CK_INTERFACE,
+                CK_FLAGS,
+            ) -> CK_RV,
+        > = raw().lib.get(b"C_GetInterface\0").unwrap();
+        let mut name = *b"PKCS 11\0";
+        let mut v = CK_VERSION { major: 3, minor: 0 };
+        let mut i: *mut CK_INTERFACE = std::ptr::null_mut();
+        assert_eq!(gi(name.as_mut_ptr(), &mut v, &mut i, 0), CKR_OK);
+        (*i).pFunctionList as usize
+    });
+    unsafe { &*(p as *const CK_FUNCTION_LIST_3_0) }
 }
 
 /// What the fuzzer holds: handles it made, some since destroyed or closed.
@@ -853,7 +915,7 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
             unsafe { (f.$name.unwrap())($($arg),*) }
         };
     }
-    let which = r.below(44);
+    let which = r.below(48);
     let mut ok = Ok(());
     let (name, rv): (&'static str, CK_RV) = match which {
         0 => {
@@ -1272,6 +1334,126 @@ fn step(r: &mut Rng, p: &mut Pools) -> (&'static str, CK_RV, Result<(), String>)
                 p.objects.push(h);
             }
             ("C_UnwrapKey", rv)
+        }
+        44 => {
+            // Never the real SO PIN: a re-initialized token would end the run's meaning.
+            let mut pin = r.bytes(70);
+            let pp = ptr_or_null(&mut pin);
+            let pl = pin.len() as CK_ULONG;
+            match r.below(3) {
+                0 => {
+                    let mut label = [b' '; 32];
+                    let slot = if r.chance(80) { p.slot } else { r.next() };
+                    (
+                        "C_InitToken",
+                        c!(C_InitToken, slot, pp, pl, label.as_mut_ptr()),
+                    )
+                }
+                1 => ("C_InitPIN", c!(C_InitPIN, session(r, p), pp, pl)),
+                _ => {
+                    let mut new = r.bytes(70);
+                    let np = ptr_or_null(&mut new);
+                    let nl = new.len() as CK_ULONG;
+                    ("C_SetPIN", c!(C_SetPIN, session(r, p), pp, pl, np, nl))
+                }
+            }
+        }
+        45 => {
+            // Functions the module does not offer (README "PKCS#11 functions").
+            let s = session(r, p);
+            let m = mechanism(r, p);
+            let mp = &m.m as *const _ as *mut _;
+            let mut d = data(r);
+            let (dp, dl) = (ptr_or_null(&mut d), d.len() as CK_ULONG);
+            let mut o = Out::new(r);
+            let op = o.ptr();
+            let rv = match r.below(9) {
+                0 => {
+                    let mut slot = 0;
+                    c!(
+                        C_WaitForSlotEvent,
+                        CKF_DONT_BLOCK,
+                        &mut slot,
+                        std::ptr::null_mut()
+                    )
+                }
+                1 => c!(C_GetFunctionStatus, s),
+                2 => c!(C_CancelFunction, s),
+                3 => c!(C_SetOperationState, s, dp, dl, object(r, p), object(r, p)),
+                4 => c!(C_SignRecoverInit, s, mp, object(r, p)),
+                5 => c!(C_VerifyRecoverInit, s, mp, object(r, p)),
+                6 => {
+                    let mut t = template(r, false);
+                    let mut h = 0;
+                    c!(
+                        C_DeriveKey,
+                        s,
+                        mp,
+                        object(r, p),
+                        t.ptr(),
+                        t.a.len() as CK_ULONG,
+                        &mut h
+                    )
+                }
+                7 => c!(C_DigestEncryptUpdate, s, dp, dl, op, o.lenp()),
+                _ => c!(C_DecryptVerifyUpdate, s, dp, dl, op, o.lenp()),
+            };
+            ok = o.check(rv);
+            ("unsupported", rv)
+        }
+        46 | 47 => {
+            let g = f30();
+            let s = session(r, p);
+            match r.below(5) {
+                0 | 1 => {
+                    let flags = if r.chance(70) {
+                        r.pick(&[
+                            CKF_ENCRYPT,
+                            CKF_DECRYPT,
+                            CKF_SIGN,
+                            CKF_VERIFY,
+                            CKF_DIGEST,
+                            CKF_FIND_OBJECTS,
+                        ])
+                    } else {
+                        r.next()
+                    };
+                    ("C_SessionCancel", unsafe {
+                        (g.C_SessionCancel.unwrap())(s, flags)
+                    })
+                }
+                2 => {
+                    let mut pin = r.bytes(20);
+                    let mut user = r.bytes(20);
+                    let (pp, pl) = (ptr_or_null(&mut pin), pin.len() as CK_ULONG);
+                    let (up, ul) = (ptr_or_null(&mut user), user.len() as CK_ULONG);
+                    ("C_LoginUser", unsafe {
+                        (g.C_LoginUser.unwrap())(s, CKU_USER, pp, pl, up, ul)
+                    })
+                }
+                3 => {
+                    let m = mechanism(r, p);
+                    let mp = &m.m as *const _ as *mut _;
+                    ("C_Message*", unsafe {
+                        (g.C_MessageEncryptInit.unwrap())(s, mp, object(r, p))
+                    })
+                }
+                _ => {
+                    let mut list: [CK_INTERFACE; 4] = unsafe { std::mem::zeroed() };
+                    let null = r.chance(30);
+                    let mut n: CK_ULONG = if null { 0 } else { r.below(5) };
+                    let lp = if null {
+                        std::ptr::null_mut()
+                    } else {
+                        list.as_mut_ptr()
+                    };
+                    let rv = unsafe { (g.C_GetInterfaceList.unwrap())(lp, &mut n) };
+                    if rv == CKR_OK && !null && n > 4 {
+                        ok = Err(format!("C_GetInterfaceList wrote {n} entries into 4"));
+                    }
+                    ("C_GetInterfaceList", rv)
+                }
+            }
         }
         _ => {
             if r.chance(5) {
