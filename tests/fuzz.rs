@@ -1686,6 +1686,24 @@ fn random_call_sequences() {
 
     let env = env(&[tok("fuzz")]);
     let slot = env.user_token("fuzz");
+    let p_slot = slot.id();
+    // Sentinels the fuzzer cannot destroy or change (CKA_DESTROYABLE and CKA_MODIFIABLE
+    // false): after the run they must read back from the store intact.
+    {
+        let s = env.user_session(slot);
+        for (i, private) in [(0u8, false), (1, true), (2, true)] {
+            s.create_object(&[
+                cryptoki::object::Attribute::Class(cryptoki::object::ObjectClass::DATA),
+                cryptoki::object::Attribute::Token(true),
+                cryptoki::object::Attribute::Private(private),
+                cryptoki::object::Attribute::Destroyable(false),
+                cryptoki::object::Attribute::Modifiable(false),
+                cryptoki::object::Attribute::Label(b"fuzz-sentinel".to_vec()),
+                cryptoki::object::Attribute::Value(vec![i; 40]),
+            ])
+            .expect("sentinel");
+        }
+    }
     let mut mechs: Vec<CK_MECHANISM_TYPE> = env
         .ctx
         .get_mechanism_list(slot)
@@ -1778,7 +1796,7 @@ fn random_call_sequences() {
         println!("  {n:6} {k}");
     }
 
-    // The token survived: a fresh session logs in, signs, and the store still lists.
+    // The token survived: a fresh session logs in, and the store still lists.
     let s = env.user_session(slot);
     let found = s
         .find_objects(&[])
@@ -1787,6 +1805,83 @@ fn random_call_sequences() {
     let mut rand = [0u8; 16];
     s.generate_random_slice(&mut rand)
         .expect("C_GenerateRandom after the fuzz run");
+    std::mem::forget(s);
+
+    // And its store is intact: after C_Finalize and a new C_Initialize (so every token
+    // object is read back from the store), the user logs in and every object answers.
+    assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
+    let mut args: CK_C_INITIALIZE_ARGS = unsafe { std::mem::zeroed() };
+    args.flags = CKF_OS_LOCKING_OK;
+    assert_eq!(
+        call!(
+            C_Initialize,
+            (&mut args as *mut CK_C_INITIALIZE_ARGS).cast()
+        ),
+        CKR_OK
+    );
+    let mut h = 0;
+    assert_eq!(
+        call!(
+            C_OpenSession,
+            p_slot,
+            CKF_SERIAL_SESSION | CKF_RW_SESSION,
+            std::ptr::null_mut(),
+            None,
+            &mut h
+        ),
+        CKR_OK
+    );
+    let mut pin = USER_PIN.as_bytes().to_vec();
+    assert_eq!(
+        call!(
+            C_Login,
+            h,
+            CKU_USER,
+            pin.as_mut_ptr(),
+            pin.len() as CK_ULONG
+        ),
+        CKR_OK,
+        "the user PIN after the fuzz run"
+    );
+    assert_eq!(call!(C_FindObjectsInit, h, std::ptr::null_mut(), 0), CKR_OK);
+    let mut objs = vec![0 as CK_OBJECT_HANDLE; 4096];
+    let mut n: CK_ULONG = 0;
+    assert_eq!(
+        call!(C_FindObjects, h, objs.as_mut_ptr(), 4096, &mut n),
+        CKR_OK
+    );
+    assert_eq!(call!(C_FindObjectsFinal, h), CKR_OK);
+    for o in &objs[..n as usize] {
+        let class = get_attr(h, *o, CKA_CLASS);
+        assert!(
+            matches!(&class, Ok(v) if v.len() == 8),
+            "token object {o} after re-initialization: CKA_CLASS {class:?}"
+        );
+    }
+    println!("fuzz: {n} token objects read back from the store");
+    let mut label = b"fuzz-sentinel".to_vec();
+    let mut t = [CK_ATTRIBUTE {
+        type_: CKA_LABEL,
+        pValue: label.as_mut_ptr().cast(),
+        ulValueLen: label.len() as CK_ULONG,
+    }];
+    assert_eq!(call!(C_FindObjectsInit, h, t.as_mut_ptr(), 1), CKR_OK);
+    let mut n: CK_ULONG = 0;
+    assert_eq!(
+        call!(C_FindObjects, h, objs.as_mut_ptr(), 16, &mut n),
+        CKR_OK
+    );
+    assert_eq!(call!(C_FindObjectsFinal, h), CKR_OK);
+    let mut values: Vec<Vec<u8>> = objs[..n as usize]
+        .iter()
+        .map(|o| get_attr(h, *o, CKA_VALUE).expect("sentinel CKA_VALUE"))
+        .collect();
+    values.sort();
+    assert_eq!(
+        values,
+        vec![vec![0u8; 40], vec![1u8; 40], vec![2u8; 40]],
+        "the sentinel objects after the run"
+    );
 
     assert!(
         failures.is_empty(),
