@@ -112,7 +112,7 @@ stage "cargo test --release" cargo test --release
 # cargo test; here with its per-step log and table), and the random call sequences for
 # 60 s instead of cargo test's 5 s.
 stage "differential suite against SoftHSM (tests/differential.rs)" \
-    cargo test --release --test differential -- --nocapture
+    env P11KMS_REQUIRE_SOFTHSM=1 cargo test --release --test differential -- --nocapture
 stage "random call sequences, 60 s (tests/fuzz.rs)" \
     env P11KMS_FUZZ_SECS=60 cargo test --release --test fuzz -- --nocapture
 stage "the cryptoki crate's own test suite (skip list: scripts/cryptoki-suite.skip)" scripts/cryptoki-suite.sh

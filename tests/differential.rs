@@ -1714,7 +1714,13 @@ struct Tally {
 #[test]
 fn differential() {
     if !Path::new(common::SOFTHSM_MODULE).exists() {
-        // CI installs softhsm2 (scripts/test.sh); without it there is no reference.
+        // Without softhsm2 there is no reference; CI (scripts/test.sh) installs it and sets
+        // P11KMS_REQUIRE_SOFTHSM so that its absence fails there.
+        assert!(
+            std::env::var_os("P11KMS_REQUIRE_SOFTHSM").is_none(),
+            "{} is not installed",
+            common::SOFTHSM_MODULE
+        );
         println!("skipped: {} not installed", common::SOFTHSM_MODULE);
         return;
     }
