@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/test.sh — the whole test suite: release build, exported-symbol check,
-# cargo test (unit + integration), then scripts/demo.sh against the built module and,
-# as a reference that the tools themselves work, against SoftHSM.
+# cargo test (unit + integration), the conformance stages (the differential suite
+# against SoftHSM, 60 s of random call sequences, the third-party suites), then
+# scripts/demo.sh against the built module and, as a reference that the tools
+# themselves work, against SoftHSM.
 #
 # Environment:
 #   P11KMS_MODULE  module the integration tests, the symbol check and the demo use
@@ -106,6 +108,13 @@ fi
 stage "exported symbols (nm -D)" check_symbols "$P11KMS_MODULE"
 # With the emulator's environment set, tests/aws.rs runs against LocalStack.
 stage "cargo test --release" cargo test --release
+# Conformance (README "Conformance"): the differential corpus against SoftHSM (also part of
+# cargo test; here with its per-step log and table), and the random call sequences for
+# 60 s instead of cargo test's 5 s.
+stage "differential suite against SoftHSM (tests/differential.rs)" \
+    env P11KMS_REQUIRE_SOFTHSM=1 cargo test --release --test differential -- --nocapture
+stage "random call sequences, 60 s (tests/fuzz.rs)" \
+    env P11KMS_FUZZ_SECS=60 cargo test --release --test fuzz -- --nocapture
 stage "the cryptoki crate's own test suite (skip list: scripts/cryptoki-suite.skip)" scripts/cryptoki-suite.sh
 stage "demo.sh against the module" env P11KMS_DEMO_STRICT=1 scripts/demo.sh
 stage "demo.sh on an AWS KMS token (LocalStack)" env P11KMS_DEMO_STRICT=1 P11KMS_DEMO_BACKEND=aws scripts/demo.sh
@@ -113,6 +122,19 @@ stage "pkcs11-tool --test, --test-ec, --test-fork, --test-threads" scripts/pkcs1
 # On local and, with LocalStack up (above), aws tokens: run-all checks it answers.
 stage "interop rows on local and aws tokens (scripts/interop/run-all.sh)" scripts/interop/run-all.sh
 stage "demo.sh against SoftHSM (tool reference)" env P11KMS_MODULE="$SOFTHSM" scripts/demo.sh
+
+# The same third-party suites against SoftHSM, for the README's side-by-side numbers.
+# SoftHSM is expected to fail several pkcs11-tool steps (see scripts/pkcs11-tool-tests.sh),
+# so this stage reports their summaries and fails only if a suite cannot run at all.
+softhsm_reference() {
+    local out rc=0
+    out="$(P11KMS_MODULE="$SOFTHSM" scripts/cryptoki-suite.sh 2>&1)"
+    grep -A1 '^==> summary' <<<"$out" || rc=1
+    out="$(P11KMS_MODULE="$SOFTHSM" scripts/pkcs11-tool-tests.sh 2>&1)"
+    grep -A1 '^==> summary' <<<"$out" || rc=1
+    return "$rc"
+}
+stage "the same suites against SoftHSM (reference numbers)" softhsm_reference
 
 summary
 [[ ${#FAILED[@]} -eq 0 ]]

@@ -2107,12 +2107,28 @@ fn c3_logout_with_active_operation() {
         ],
         "private key after logout",
     );
-    // Log in again: the key is back and works.
+    // Log in again: the old handle stays invalid ("even if a user is later logged back
+    // into the token, those handles remain invalid", C_Logout, PKCS#11 3.0 §5.6), and a
+    // search finds the key under a new handle that works.
     let mut p = USER_PIN.as_bytes().to_vec();
     assert_eq!(
         call!(C_Login, h, CKU_USER, p.as_mut_ptr(), p.len() as CK_ULONG),
         CKR_OK
     );
+    assert_eq!(
+        call!(C_EncryptInit, h, &mut ecb, key),
+        CKR_KEY_HANDLE_INVALID,
+        "a private object's handle from before C_Logout"
+    );
+    // The token "logout" holds this one secret key.
+    let found = s
+        .find_objects(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Token(true),
+        ])
+        .unwrap();
+    assert_eq!(found.len(), 1, "the key is found again after the new login");
+    let key = found[0].handle();
     assert_eq!(call!(C_EncryptInit, h, &mut ecb, key), CKR_OK);
     n = 64;
     assert_eq!(

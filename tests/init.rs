@@ -544,3 +544,55 @@ fn bad_config_is_reported() {
         "stderr names the line:\n{stderr}"
     );
 }
+
+#[test]
+fn fork_token_objects_both_ways() {
+    // Fork in both directions: a token object the parent made before fork() is there for
+    // the child once it has initialized, and one the child makes appears in the parent's
+    // still-open session. SoftHSM's child cannot C_Initialize (see above).
+    p11kms_only!();
+    isolated("fork_token_objects_both_ways", || {
+        let _d = scratch(&[tok("forkobj")]);
+        assert_eq!(init_null(), CKR_OK);
+        let slot = raw_init_token("forkobj");
+        let h = open_session(slot);
+        create_data(h, b"from-parent", false);
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            // Child: no unwinding into the test harness; the exit code reports.
+            let code = std::panic::catch_unwind(|| {
+                if init_null() != CKR_OK {
+                    return 20;
+                }
+                let s = open_session(slot_by_label_raw("forkobj"));
+                if find_labels(s) != vec![b"from-parent".to_vec()] {
+                    return 21;
+                }
+                create_data(s, b"from-child", false);
+                if call!(C_Finalize, std::ptr::null_mut()) != CKR_OK {
+                    return 22;
+                }
+                0
+            })
+            .unwrap_or(29);
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "child crashed: status {status}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "child step failed (20: init, 21: parent's object missing, 22: finalize, 29: panic)"
+        );
+        let mut labels = find_labels(h);
+        labels.sort();
+        assert_eq!(
+            labels,
+            vec![b"from-child".to_vec(), b"from-parent".to_vec()],
+            "the child's token object in the parent's open session"
+        );
+        assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
+    });
+}

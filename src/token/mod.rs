@@ -391,7 +391,9 @@ impl Token {
     }
 
     /// C_Logout (also when the last session closes): forget the master key and every
-    /// unwrapped token secret; session objects stay (private ones become invisible).
+    /// unwrapped token secret, and destroy the private session objects ("all private
+    /// session objects from sessions belonging to the application are destroyed",
+    /// C_Logout in PKCS#11 2.40/3.0 §5.6); public session objects stay.
     pub fn logout(&self) -> Result<()> {
         {
             let mut l = self.login.write();
@@ -399,6 +401,30 @@ impl Token {
                 return Err(CKR_USER_NOT_LOGGED_IN.into());
             }
             *l = Login::default();
+        }
+        // "Any of the application's handles to private objects become invalid (even if a
+        // user is later logged back into the token, those handles remain invalid)": the
+        // private token objects live on under new handles.
+        {
+            let mut map = self.objects.write();
+            map.retain(|_, e| e.session.is_none() || !e.obj.read().is_private());
+            let private: Vec<CK_OBJECT_HANDLE> = map
+                .values()
+                .filter(|e| e.obj.read().is_private())
+                .map(|e| e.handle)
+                .collect();
+            for h in private {
+                if let Some(old) = map.remove(&h) {
+                    let e = Arc::new(Entry {
+                        handle: next_handle(),
+                        session: None,
+                        obj: RwLock::new(old.obj.read().clone()),
+                        key: RwLock::new(None),
+                        remote: old.remote.clone(),
+                    });
+                    map.insert(e.handle, e);
+                }
+            }
         }
         let stored: HashMap<[u8; 16], Option<Vec<u8>>> = self
             .store()
