@@ -61,12 +61,51 @@ fn main() {
         "init-child" => child::init(&arg(2), num(3)),
         #[cfg(feature = "aws")]
         "remote-child" => child::remote(&arg(2), num(3), Path::new(&arg(4))),
+        "profile" => profile(&arg(2), &arg(3), num(4), num(5)),
         _ => parse_args(&argv).and_then(|a| bench(&a)),
     };
     if let Err(e) = r {
         eprintln!("bench: {e}");
         std::process::exit(1);
     }
+}
+
+/// `profile MODULE OP SIZE N`: only the module, N calls of one workload, for
+/// `valgrind --tool=callgrind` or `perf record`. OP is a JSON op id (aes_gcm_encrypt…).
+fn profile(module: &str, op: &str, size: usize, n: usize) -> Result<(), String> {
+    let ops = [
+        Op::GcmEnc,
+        Op::GcmDec,
+        Op::CbcPadEnc,
+        Op::CbcPadDec,
+        Op::HmacSign,
+        Op::HmacVerify,
+        Op::EcSign,
+        Op::EcVerify,
+        Op::RsaSign,
+        Op::RsaVerify,
+    ];
+    let op = *ops
+        .iter()
+        .find(|o| o.id() == op)
+        .ok_or(format!("unknown op {op}"))?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let conf = dir.path().join("p11kms.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "log_level = \"error\"\n[[token]]\nlabel = \"bench\"\nstore = \"{}\"\n",
+            dir.path().join("bench.sqlite").display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    std::env::set_var("P11KMS_CONF", &conf);
+    let t = work::P11Target::setup(p11::P11::load(module, "p11kms")?, 1)?;
+    let mut w = t.worker(0, op, size).ok_or("no such workload")?;
+    for _ in 0..n {
+        w();
+    }
+    Ok(())
 }
 
 /// One measured cell: an operation, a message size, a thread count; ops/s per round
@@ -187,7 +226,8 @@ fn bench(a: &Args) -> Result<(), String> {
             2,
         )?));
     }
-    targets.push(Box::new(work::Raw::new()?));
+    targets.push(Box::new(work::Raw::new(false)?));
+    targets.push(Box::new(work::Raw::new(true)?));
 
     let mut cells = Vec::new();
     for op in [Op::GcmEnc, Op::GcmDec] {
@@ -220,7 +260,9 @@ fn bench(a: &Args) -> Result<(), String> {
         for c in cells.iter_mut() {
             for k in 0..targets.len() {
                 let t = &targets[(k + r) % targets.len()];
-                let ws = (0..c.threads).map(|i| t.worker(i, c.op, c.size)).collect();
+                let ws: Option<Vec<_>> =
+                    (0..c.threads).map(|i| t.worker(i, c.op, c.size)).collect();
+                let Some(ws) = ws else { continue };
                 let v = work::rate(ws, budget);
                 c.rates.entry(t.name()).or_default().push(v);
             }
@@ -236,10 +278,13 @@ fn bench(a: &Args) -> Result<(), String> {
     for n in &names {
         let _ = write!(table, " {n} |");
     }
-    let _ = writeln!(table, " p11kms / aws-lc-rs | p11kms / SoftHSM |");
     let _ = writeln!(
         table,
-        "|---|---:|---:|{}---:|---:|",
+        " p11kms / aws-lc-rs | p11kms / aws-lc-rs out of place | p11kms / SoftHSM |"
+    );
+    let _ = writeln!(
+        table,
+        "|---|---:|---:|{}---:|---:|---:|",
         "---:|".repeat(names.len())
     );
     for c in &cells {
@@ -262,7 +307,13 @@ fn bench(a: &Args) -> Result<(), String> {
             (Some(p), Some(o)) if o > 0.0 => format!("{:.2}", p / o),
             _ => "—".into(),
         };
-        let _ = writeln!(table, " {} | {} |", ratio("aws-lc-rs"), ratio("SoftHSM"));
+        let _ = writeln!(
+            table,
+            " {} | {} | {} |",
+            ratio("aws-lc-rs"),
+            ratio("aws-lc-rs out of place"),
+            ratio("SoftHSM")
+        );
     }
     println!("\n{table}");
 

@@ -38,7 +38,9 @@ pub fn copy(
 pub fn destroy(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
     let m = module()?;
     let s = m.session(h)?;
-    s.token.destroy(obj, s.rw)
+    s.token.destroy(obj, s.rw)?;
+    m.clear_key_caches(s.slot);
+    Ok(())
 }
 
 /// C_GetObjectSize.

@@ -174,6 +174,14 @@ pub trait Cipher: Send {
         None
     }
 
+    /// C_Encrypt / C_Decrypt straight into the caller's buffer `out`, which holds at
+    /// least `max_output(input.len(), true)` bytes: the number of bytes written.
+    /// `None` when this operation has no such path (the caller then uses `oneshot`).
+    /// On an error `out` holds nothing usable (a failed decryption leaves zeros).
+    fn oneshot_into(&mut self, _input: &[u8], _out: &mut [u8]) -> Option<Result<usize>> {
+        None
+    }
+
     /// C_Encrypt / C_Decrypt: the whole input at once.
     fn oneshot(&mut self, input: &[u8]) -> Result<Vec<u8>> {
         let mut out = self.update(input)?;

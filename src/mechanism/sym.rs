@@ -644,6 +644,19 @@ impl Cipher for GcmOp {
         Ok(Vec::new())
     }
 
+    /// The single-part fast path for a 96-bit IV (and, decrypting, a full tag): aws-lc
+    /// reads the caller's input and writes the caller's buffer, nothing in between.
+    fn oneshot_into(&mut self, input: &[u8], out: &mut [u8]) -> Option<Result<usize>> {
+        if self.done || !self.buf.is_empty() || self.iv.len() != 12 {
+            return None;
+        }
+        if !self.encrypt && self.tag_len != BLOCK {
+            return None;
+        }
+        self.done = true;
+        Some(self.seal_or_open(input, out))
+    }
+
     fn finish(&mut self) -> Result<Vec<u8>> {
         if self.done {
             return Err(ended());
@@ -689,6 +702,50 @@ impl Cipher for GcmOp {
         }
         data.truncate(ct_len);
         Ok(take(data))
+    }
+}
+
+impl GcmOp {
+    /// Out of place, 96-bit IV: encrypt `input` into `out` (ciphertext then tag), or
+    /// open `input` (ciphertext then a 16-byte tag) into `out`. `out` is large enough.
+    fn seal_or_open(&self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        let max = GCM_MAX_DATA + if self.encrypt { 0 } else { BLOCK as u64 };
+        if input.len() as u64 > max {
+            return Err(if self.encrypt {
+                CKR_DATA_LEN_RANGE
+            } else {
+                CKR_ENCRYPTED_DATA_LEN_RANGE
+            }
+            .into());
+        }
+        let gk = gcm_key(&self.key)?;
+        let nonce = aead::Nonce::try_assume_unique_for_key(&self.iv).map_err(lc)?;
+        let aad = aead::Aad::from(&self.aad[..]);
+        let n = input.len();
+        if self.encrypt {
+            let (ct, rest) = out.split_at_mut(n);
+            let mut tag = [0u8; BLOCK];
+            gk.aead
+                .seal_out_of_place_scatter(nonce, aad, input, ct, &[], &mut tag)
+                .map_err(lc)?;
+            rest[..self.tag_len].copy_from_slice(&tag[..self.tag_len]);
+            return Ok(n + self.tag_len);
+        }
+        let ct_len = n
+            .checked_sub(BLOCK)
+            .ok_or(Error::new(CKR_ENCRYPTED_DATA_LEN_RANGE))?;
+        let (ct, tag) = input.split_at(ct_len);
+        let pt = &mut out[..ct_len];
+        if gk
+            .aead
+            .open_separate_gather(nonce, aad, ct, tag, pt)
+            .is_err()
+        {
+            // aws-lc clears it already; say so here rather than rely on it.
+            pt.zeroize();
+            return Err(CKR_ENCRYPTED_DATA_INVALID.into());
+        }
+        Ok(ct_len)
     }
 }
 

@@ -28,6 +28,28 @@ fn next_handle() -> CK_OBJECT_HANDLE {
     NEXT_OBJECT.fetch_add(1, Ordering::Relaxed) as CK_OBJECT_HANDLE
 }
 
+/// A hasher for handles (counters we hand out, never attacker-chosen keys): one
+/// multiplication instead of SipHash on every lookup.
+#[derive(Default, Clone, Copy)]
+pub struct HandleHasher(u64);
+
+impl std::hash::Hasher for HandleHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by handles.
+pub type HandleMap<V> = HashMap<CK_ULONG, V, std::hash::BuildHasherDefault<HandleHasher>>;
+
 /// One object with its process-local handle and its prepared key.
 pub struct Entry {
     pub handle: CK_OBJECT_HANDLE,
@@ -85,9 +107,13 @@ pub struct Token {
     #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     remote_state: Mutex<RemoteState>,
     login: RwLock<Login>,
-    objects: RwLock<HashMap<CK_OBJECT_HANDLE, Arc<Entry>>>,
+    objects: RwLock<HandleMap<Arc<Entry>>>,
     /// Serializes reloads from the store.
     reload: Mutex<()>,
+    /// Bumped by every change that can alter what a handle resolves to or what its
+    /// object allows (login state, objects replaced, changed or removed): sessions'
+    /// key caches are valid only for the generation they were filled in.
+    generation: AtomicU64,
 }
 
 impl Token {
@@ -112,11 +138,21 @@ impl Token {
             kek,
             remote_state: Mutex::new(RemoteState::default()),
             login: RwLock::new(Login::default()),
-            objects: RwLock::new(HashMap::new()),
+            objects: RwLock::new(HandleMap::default()),
             reload: Mutex::new(()),
+            generation: AtomicU64::new(0),
         };
         t.reload_from_store()?;
         Ok(t)
+    }
+
+    /// See the `generation` field.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn store(&self) -> &Arc<Store> {
@@ -162,6 +198,7 @@ impl Token {
             }
         }
         drop(map);
+        self.changed();
         #[cfg(feature = "aws")]
         if let Kek::Aws(b) = &self.kek {
             // From the cache only: opening a token or noticing another process's commit
@@ -183,6 +220,7 @@ impl Token {
         let listed: std::collections::HashSet<&str> =
             l.keys.iter().map(|k| k.key_id.as_str()).collect();
         map.retain(|_, e| e.remote.as_deref().is_none_or(|k| listed.contains(k)));
+        self.changed();
         let have: std::collections::HashSet<String> =
             map.values().filter_map(|e| e.remote.clone()).collect();
         for k in &l.keys {
@@ -319,6 +357,7 @@ impl Token {
         self.backend.init_token(so_pin, label)?;
         *self.login.write() = Login::default();
         self.objects.write().clear();
+        self.changed();
         self.reload_from_store()
     }
 
@@ -357,6 +396,8 @@ impl Token {
             user: Some(user),
             master: Some(Arc::new(master)),
         };
+        drop(l);
+        self.changed();
         Ok(())
     }
 
@@ -370,6 +411,7 @@ impl Token {
             }
             *l = Login::default();
         }
+        self.changed();
         let stored: HashMap<[u8; 16], Option<Vec<u8>>> = self
             .store()
             .objects()?
@@ -710,6 +752,7 @@ impl Token {
             }
         }
         self.objects.write().remove(&h);
+        self.changed();
         Ok(())
     }
 
@@ -727,6 +770,8 @@ impl Token {
             self.store().transaction(|tx| tx.update_object(&s))?;
         }
         *o = next;
+        drop(o);
+        self.changed();
         Ok(())
     }
 
@@ -802,6 +847,7 @@ impl Token {
     /// Drop the session objects of a closed session.
     pub fn drop_session_objects(&self, s: CK_SESSION_HANDLE) {
         self.objects.write().retain(|_, e| e.session != Some(s));
+        self.changed();
     }
 }
 
