@@ -74,7 +74,7 @@ pub fn digest_key(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
     }
     let r = (|| {
         let e = key_entry(&s.token, key, CKR_KEY_HANDLE_INVALID)?;
-        if e.obj.read().class != CKO_SECRET_KEY {
+        if e.obj()?.read().class != CKO_SECRET_KEY {
             return Err(Error::from(CKR_KEY_INDIGESTIBLE));
         }
         let k = s.token.key(&e)?;

@@ -205,7 +205,7 @@ pub(crate) fn key_entry(
             e
         }
     })?;
-    if e.obj.read().key_type.is_none() {
+    if e.obj()?.read().key_type.is_none() {
         return Err(invalid_rv.into());
     }
     Ok(e)
@@ -244,7 +244,7 @@ pub(crate) fn usable_key(
     }
     let e = key_entry(token, h, u.invalid_rv)?;
     let always_authenticate = {
-        let o = e.obj.read();
+        let o = e.obj()?.read();
         check_class(&o, u.classes)?;
         o.check_usage(u.flag, u.mech)?;
         o.bool_attr(CKA_ALWAYS_AUTHENTICATE)

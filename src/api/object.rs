@@ -28,7 +28,7 @@ pub fn copy(
     let e = s.token.entry(obj)?;
     s.token.ensure_plain(&e)?;
     let copy = e
-        .obj
+        .obj()?
         .read()
         .copy_with(template, s.token.logged_in() == Some(CKU_SO))?;
     s.token.add(copy, h, s.rw)
@@ -48,7 +48,7 @@ pub fn size(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<CK_ULONG> {
     let m = module()?;
     let s = m.session(h)?;
     let e = s.token.entry(obj)?;
-    let n = e.obj.read().size();
+    let n = e.obj()?.read().size();
     Ok(n as CK_ULONG)
 }
 
@@ -70,7 +70,7 @@ pub fn get(
     let e = s.token.entry(obj)?;
     // Reading a secret part of a non-sensitive token key needs it unwrapped.
     let _ = s.token.ensure_plain(&e);
-    let o = e.obj.read();
+    let o = e.obj()?.read();
     Ok(types
         .iter()
         .map(|t| match o.read(*t) {
