@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/test.sh — the whole test suite: release build, exported-symbol check,
-# cargo test (unit + integration), then scripts/demo.sh against the built module and,
+# cargo test (unit + integration), the benchmark's quick mode, then scripts/demo.sh against the built module and,
 # as a reference that the tools themselves work, against SoftHSM.
 #
 # Environment:
@@ -106,6 +106,8 @@ fi
 stage "exported symbols (nm -D)" check_symbols "$P11KMS_MODULE"
 # With the emulator's environment set, tests/aws.rs runs against LocalStack.
 stage "cargo test --release" cargo test --release
+# Numbers for people, asserted about nothing (issue 6): `cargo test` built the harness.
+stage "benchmark (quick mode)" scripts/bench.sh --quick
 stage "the cryptoki crate's own test suite (skip list: scripts/cryptoki-suite.skip)" scripts/cryptoki-suite.sh
 stage "demo.sh against the module" env P11KMS_DEMO_STRICT=1 scripts/demo.sh
 stage "demo.sh on an AWS KMS token (LocalStack)" env P11KMS_DEMO_STRICT=1 P11KMS_DEMO_BACKEND=aws scripts/demo.sh

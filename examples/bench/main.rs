@@ -26,6 +26,9 @@ const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
 struct Args {
     quick: bool,
+    /// Only the cells whose op id starts with this (e.g. aes_gcm), and no object or
+    /// remote workloads.
+    only: Option<String>,
     out: Option<PathBuf>,
     module: String,
     softhsm: Option<String>,
@@ -34,6 +37,7 @@ struct Args {
 fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut a = Args {
         quick: false,
+        only: None,
         out: None,
         module: concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/libp11kms.so").into(),
         softhsm: Path::new(SOFTHSM).exists().then(|| SOFTHSM.to_string()),
@@ -43,6 +47,7 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         let mut val = || it.next().cloned().ok_or(format!("{x} needs a value"));
         match x.as_str() {
             "--quick" => a.quick = true,
+            "--only" => a.only = Some(val()?),
             "--out" => a.out = Some(val()?.into()),
             "--module" => a.module = val()?,
             "--softhsm" => a.softhsm = Some(val()?).filter(|s| s != "none"),
@@ -245,6 +250,9 @@ fn bench(a: &Args) -> Result<(), String> {
     for op in [Op::EcSign, Op::EcVerify, Op::RsaSign, Op::RsaVerify] {
         cells.push((op, 64, 1));
     }
+    if let Some(only) = &a.only {
+        cells.retain(|(op, _, _)| op.id().starts_with(only.as_str()));
+    }
     let mut cells: Vec<Cell> = cells
         .into_iter()
         .map(|(op, size, threads)| Cell {
@@ -318,7 +326,9 @@ fn bench(a: &Args) -> Result<(), String> {
     println!("\n{table}");
 
     // ---- objects: C_Initialize to a logged-in session, C_FindObjects ----
-    let counts: &[usize] = if a.quick {
+    let counts: &[usize] = if a.only.is_some() {
+        &[]
+    } else if a.quick {
         &[10, 1000]
     } else {
         &[10, 1000, 10000]
@@ -373,7 +383,11 @@ fn bench(a: &Args) -> Result<(), String> {
     println!("{otable}");
 
     // ---- remote sign through the emulator ----
-    let remote = remote_sign(a, d)?;
+    let remote = if a.only.is_some() {
+        None
+    } else {
+        remote_sign(a, d)?
+    };
     if let Some(r) = &remote {
         println!(
             "remote ECDSA P-256 sign (emulator, median of {}): module {:.0} µs, aws-sdk-kms direct {:.0} µs, ratio {:.3}; KMS calls per sign {:.2}\n",

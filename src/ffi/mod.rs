@@ -224,14 +224,14 @@ pub(crate) unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
             if m.ulParameterLen as usize == std::mem::size_of::<GcmParamsV240>() {
                 let g: GcmParamsV240 = param_struct(&m)?;
                 MechParam::Gcm {
-                    iv: bytes(g.p_iv, g.iv_len).map_err(|_| bad())?.to_vec(),
+                    iv: bytes(g.p_iv, g.iv_len).map_err(|_| bad())?.into(),
                     aad: bytes(g.p_aad, g.aad_len).map_err(|_| bad())?.to_vec(),
                     tag_bits: g.tag_bits as u64,
                 }
             } else {
                 let g: CK_GCM_PARAMS = param_struct(&m)?;
                 MechParam::Gcm {
-                    iv: bytes(g.pIv, g.ulIvLen).map_err(|_| bad())?.to_vec(),
+                    iv: bytes(g.pIv, g.ulIvLen).map_err(|_| bad())?.into(),
                     aad: bytes(g.pAAD, g.ulAADLen).map_err(|_| bad())?.to_vec(),
                     tag_bits: g.ulTagBits as u64,
                 }

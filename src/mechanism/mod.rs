@@ -22,7 +22,7 @@ pub enum MechParam {
     Bytes(Vec<u8>),
     /// `CK_GCM_PARAMS`.
     Gcm {
-        iv: Vec<u8>,
+        iv: GcmIv,
         aad: Vec<u8>,
         tag_bits: u64,
     },
@@ -42,6 +42,33 @@ pub enum MechParam {
     },
     /// A `CK_ULONG` parameter (e.g. `CK_MAC_GENERAL_PARAMS` output length).
     Ulong(u64),
+}
+
+/// A GCM IV: 96 bits inline (the usual length: no allocation per C_EncryptInit), any
+/// other length on the heap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GcmIv {
+    Std([u8; 12]),
+    Other(Vec<u8>),
+}
+
+impl From<&[u8]> for GcmIv {
+    fn from(v: &[u8]) -> GcmIv {
+        match <[u8; 12]>::try_from(v) {
+            Ok(a) => GcmIv::Std(a),
+            Err(_) => GcmIv::Other(v.to_vec()),
+        }
+    }
+}
+
+impl std::ops::Deref for GcmIv {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            GcmIv::Std(a) => a,
+            GcmIv::Other(v) => v,
+        }
+    }
 }
 
 /// A mechanism with its typed parameter.

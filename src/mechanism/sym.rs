@@ -606,7 +606,7 @@ impl Cipher for CtrOp {
 struct GcmOp {
     key: Arc<LocalKey>,
     encrypt: bool,
-    iv: Vec<u8>,
+    iv: super::GcmIv,
     aad: Vec<u8>,
     tag_len: usize,
     buf: Zeroizing<Vec<u8>>,
@@ -666,7 +666,7 @@ impl Cipher for GcmOp {
         let gk = gcm_key(&self.key)?;
         if self.encrypt {
             let tag = if self.iv.len() == 12 {
-                let nonce = aead::Nonce::try_assume_unique_for_key(&self.iv).map_err(lc)?;
+                let nonce = aead::Nonce::try_assume_unique_for_key(&self.iv[..]).map_err(lc)?;
                 let aad = aead::Aad::from(&self.aad[..]);
                 let t = gk
                     .aead
@@ -687,7 +687,7 @@ impl Cipher for GcmOp {
             return Err(CKR_ENCRYPTED_DATA_LEN_RANGE.into());
         };
         if self.iv.len() == 12 && self.tag_len == BLOCK {
-            let nonce = aead::Nonce::try_assume_unique_for_key(&self.iv).map_err(lc)?;
+            let nonce = aead::Nonce::try_assume_unique_for_key(&self.iv[..]).map_err(lc)?;
             let aad = aead::Aad::from(&self.aad[..]);
             gk.aead
                 .open_in_place(nonce, aad, &mut data)
@@ -719,7 +719,7 @@ impl GcmOp {
             .into());
         }
         let gk = gcm_key(&self.key)?;
-        let nonce = aead::Nonce::try_assume_unique_for_key(&self.iv).map_err(lc)?;
+        let nonce = aead::Nonce::try_assume_unique_for_key(&self.iv[..]).map_err(lc)?;
         let aad = aead::Aad::from(&self.aad[..]);
         let n = input.len();
         if self.encrypt {
@@ -1734,7 +1734,7 @@ mod tests {
         mech(
             CKM_AES_GCM,
             MechParam::Gcm {
-                iv: iv.to_vec(),
+                iv: iv.into(),
                 aad: aad.to_vec(),
                 tag_bits,
             },

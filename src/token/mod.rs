@@ -193,11 +193,21 @@ struct Objects {
 
 impl Objects {
     fn index(&mut self, h: CK_OBJECT_HANDLE, s: &Summary) {
+        fn put(m: &mut HashMap<Vec<u8>, HandleSet>, k: &[u8], h: CK_OBJECT_HANDLE) {
+            match m.get_mut(k) {
+                Some(set) => {
+                    set.insert(h);
+                }
+                None => {
+                    m.insert(k.to_vec(), HandleSet::from_iter([h]));
+                }
+            }
+        }
         if let Some(l) = s.get(CKA_LABEL) {
-            self.by_label.entry(l.to_vec()).or_default().insert(h);
+            put(&mut self.by_label, l, h);
         }
         if let Some(i) = s.get(CKA_ID) {
-            self.by_id.entry(i.to_vec()).or_default().insert(h);
+            put(&mut self.by_id, i, h);
         }
         self.by_class.entry(s.class).or_default().insert(h);
     }
@@ -226,12 +236,9 @@ impl Objects {
 
     fn insert(&mut self, e: Arc<Entry>) {
         let h = e.handle;
-        let s = e.summary.read().clone();
-        if let Some(old) = self.map.insert(h, e) {
-            let os = old.summary.read().clone();
-            self.unindex(h, &os);
-        }
-        self.index(h, &s);
+        self.remove(h);
+        self.index(h, &e.summary.read());
+        self.map.insert(h, e);
     }
 
     fn remove(&mut self, h: CK_OBJECT_HANDLE) -> Option<Arc<Entry>> {
