@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh — the whole test suite: release build, exported-symbol check,
-# cargo test (unit + integration), the benchmark's quick mode, then scripts/demo.sh against the built module and,
-# as a reference that the tools themselves work, against SoftHSM.
+# cargo test (unit + integration), the benchmark's quick mode, then scripts/demo.sh
+# against the built module and, as a reference that the tools themselves work, against SoftHSM.
 #
 # Environment:
 #   P11KMS_MODULE  module the integration tests, the symbol check and the demo use
