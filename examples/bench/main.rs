@@ -361,18 +361,32 @@ fn bench(a: &Args) -> Result<(), String> {
         m.insert("fill_us".into(), fill["fill_us"]);
         objects.push((n, m));
     }
-    let argon2 = child::argon2_us();
+    let argon2 = median(
+        &objects
+            .iter()
+            .map(|(_, m)| m["argon2_us"])
+            .collect::<Vec<_>>(),
+    );
     let mut otable = String::new();
-    let _ = writeln!(otable, "| objects | C_Initialize | C_OpenSession | C_Login (Argon2id alone: {:.1} ms) | init+open+login − Argon2id | FindObjects by label | by id | first by label | filling the token |", argon2 / 1000.0);
-    let _ = writeln!(otable, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        otable,
+        "| objects | C_Initialize | C_OpenSession | C_Login | Argon2id alone (the PIN's KDF) | \
+         init + open + login − Argon2id | FindObjects by label | by id | first by label | \
+         filling the token |"
+    );
+    let _ = writeln!(
+        otable,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for (n, m) in &objects {
-        let total = m["init_us"] + m["open_us"] + m["login_us"] - argon2;
+        let total = m["init_us"] + m["open_us"] + m["login_us"] - m["argon2_us"];
         let _ = writeln!(
             otable,
-            "| {n} | {:.2} ms | {:.3} ms | {:.1} ms | {:.2} ms | {:.1} µs | {:.1} µs | {:.1} µs | {:.2} s |",
+            "| {n} | {:.2} ms | {:.3} ms | {:.1} ms | {:.1} ms | {:.2} ms | {:.1} µs | {:.1} µs | {:.1} µs | {:.1} s |",
             m["init_us"] / 1000.0,
             m["open_us"] / 1000.0,
             m["login_us"] / 1000.0,
+            m["argon2_us"] / 1000.0,
             total / 1000.0,
             m["find_label_us"],
             m["find_id_us"],
@@ -446,7 +460,7 @@ fn bench(a: &Args) -> Result<(), String> {
         goals.push((
             "C_Initialize..C_Login with 10000 objects minus Argon2id (ms)",
             "<= 50",
-            Some((m["init_us"] + m["open_us"] + m["login_us"] - argon2) / 1000.0),
+            Some((m["init_us"] + m["open_us"] + m["login_us"] - m["argon2_us"]) / 1000.0),
         ));
         goals.push((
             "FindObjects by label among 10000 (ms)",

@@ -63,8 +63,8 @@ pub fn init(h: CK_SESSION_HANDLE, d: Dir, mech: &Mechanism, key: CK_OBJECT_HANDL
     };
     let (k, _) = usable_key(s.token, &mut g.key_cache, key, use_)?;
     let op = match d {
-        Dir::Encrypt => mechanism::encrypt_init(mech, &k)?,
-        Dir::Decrypt => mechanism::decrypt_init(mech, &k)?,
+        Dir::Encrypt => mechanism::encrypt_init(mech, k)?,
+        Dir::Decrypt => mechanism::decrypt_init(mech, k)?,
     };
     *slot(&mut g, d) = Some(CipherOp {
         op,

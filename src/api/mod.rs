@@ -225,22 +225,28 @@ pub(crate) struct KeyUse {
 /// The prepared key of handle `h` for `u`, checked (class, usage, allowed mechanisms),
 /// and its CKA_ALWAYS_AUTHENTICATE; answered from the session's [`KeyCache`] when
 /// the same key passed the same checks and the token has not changed since.
-pub(crate) fn usable_key(
+///
+/// The key is lent from the cache: the operation takes the one reference it keeps, so
+/// a repeated init touches the key's shared reference count once, not twice.
+pub(crate) fn usable_key<'c>(
     token: &Token,
-    cache: &mut Option<KeyCache>,
+    cache: &'c mut Option<KeyCache>,
     h: CK_OBJECT_HANDLE,
     u: KeyUse,
-) -> Result<(Arc<LocalKey>, bool)> {
+) -> Result<(&'c Arc<LocalKey>, bool)> {
     // Read before checking: a change that races with the checks bumps it, so the
     // entry stored below is stale at once rather than wrongly current.
     let generation = token.generation();
-    if let Some(c) = cache.as_ref() {
-        if c.handle == h
+    let hit = cache.as_ref().is_some_and(|c| {
+        c.handle == h
             && c.generation == generation
             && c.passed.iter().flatten().any(|p| *p == (u.flag, u.mech))
-        {
-            return Ok((c.key.clone(), c.always_authenticate));
-        }
+    });
+    if hit {
+        let c = cache
+            .as_ref()
+            .ok_or_else(|| Error::general("key cache emptied"))?;
+        return Ok((&c.key, c.always_authenticate));
     }
     let e = key_entry(token, h, u.invalid_rv)?;
     let always_authenticate = {
@@ -258,14 +264,14 @@ pub(crate) fn usable_key(
     {
         passed[1..].copy_from_slice(&c.passed[..3]);
     }
-    *cache = Some(KeyCache {
+    let c = cache.insert(KeyCache {
         handle: h,
         generation,
-        key: key.clone(),
+        key,
         always_authenticate,
         passed,
     });
-    Ok((key, always_authenticate))
+    Ok((&c.key, always_authenticate))
 }
 
 impl Module {

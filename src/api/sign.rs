@@ -22,7 +22,7 @@ pub fn sign_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE) 
         mech: mech.mech,
     };
     let (k, needs_auth) = usable_key(s.token, &mut g.key_cache, key, use_)?;
-    let op = mechanism::sign_init(mech, &k)?;
+    let op = mechanism::sign_init(mech, k)?;
     g.sign = Some(SignOp {
         op,
         multi: false,
@@ -102,7 +102,7 @@ pub fn verify_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE
         mech: mech.mech,
     };
     let (k, _) = usable_key(s.token, &mut g.key_cache, key, use_)?;
-    let op = mechanism::verify_init(mech, &k)?;
+    let op = mechanism::verify_init(mech, k)?;
     g.verify = Some(VerifyOp {
         op,
         multi: false,
