@@ -1673,14 +1673,8 @@ fn gcm_encrypt_within(
     assert_eq!(call!(C_EncryptInit, h, &mut m, key), CKR_OK);
     let mut n = (buf.len() - out_at) as CK_ULONG;
     let base = buf.as_mut_ptr();
-    let rv = call!(
-        C_Encrypt,
-        h,
-        unsafe { base.add(input_at) },
-        input_len as CK_ULONG,
-        unsafe { base.add(out_at) },
-        &mut n
-    );
+    let (input, out) = (base.wrapping_add(input_at), base.wrapping_add(out_at));
+    let rv = call!(C_Encrypt, h, input, input_len as CK_ULONG, out, &mut n);
     assert_eq!(rv, CKR_OK, "{}", rv_name(rv));
     buf[out_at..out_at + n as usize].to_vec()
 }

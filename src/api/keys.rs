@@ -161,8 +161,8 @@ pub fn wrap_key(
 ) -> Result<Output> {
     let m = module()?;
     let s = m.session(h)?;
-    let we = key_entry(&s.token, wrapping, CKR_WRAPPING_KEY_HANDLE_INVALID)?;
-    let ke = key_entry(&s.token, key, CKR_KEY_HANDLE_INVALID)?;
+    let we = key_entry(s.token, wrapping, CKR_WRAPPING_KEY_HANDLE_INVALID)?;
+    let ke = key_entry(s.token, key, CKR_KEY_HANDLE_INVALID)?;
     let trusted = {
         let w = we.obj()?.read();
         check_class(&w, &[CKO_SECRET_KEY, CKO_PUBLIC_KEY])
@@ -214,7 +214,7 @@ pub fn unwrap_key(
 ) -> Result<CK_OBJECT_HANDLE> {
     let m = module()?;
     let s = m.session(h)?;
-    let ue = key_entry(&s.token, unwrapping, CKR_UNWRAPPING_KEY_HANDLE_INVALID)?;
+    let ue = key_entry(s.token, unwrapping, CKR_UNWRAPPING_KEY_HANDLE_INVALID)?;
     {
         let u = ue.obj()?.read();
         check_class(&u, &[CKO_SECRET_KEY, CKO_PRIVATE_KEY])
