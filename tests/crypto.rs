@@ -1717,6 +1717,27 @@ fn gcm_single_part_output_matches_aws_lc_in_every_buffer_layout() {
     let got = gcm_encrypt_within(h, key, &mut p96, &mut buf, 0, 1000, 1000);
     assert_eq!(got[..], want[..1012]);
 
+    // An output length no buffer can have (a caller's bug): still only the output's
+    // bytes are written, for empty and non-empty input alike.
+    for len in [0usize, 1000] {
+        let mut p = gcm_params(&mut iv, &mut aad, 128);
+        let mut m = gcm_mech(&mut p);
+        let mut input = pt[..len].to_vec();
+        let mut out = vec![0u8; len + 16 + 8];
+        let mut n = CK_ULONG::MAX;
+        assert_eq!(call!(C_EncryptInit, h, &mut m, key), CKR_OK);
+        let rv = call!(
+            C_Encrypt,
+            h,
+            input.as_mut_ptr(),
+            len as CK_ULONG,
+            out.as_mut_ptr(),
+            &mut n
+        );
+        assert_eq!((rv, n), (CKR_OK, (len + 16) as CK_ULONG), "{}", rv_name(rv));
+        assert_eq!(out[len + 16..], [0u8; 8], "nothing past the output");
+    }
+
     // Decrypt straight into a buffer of exactly the plaintext's size.
     let mut m = gcm_mech(&mut p);
     let mut ct = want.clone();

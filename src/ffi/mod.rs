@@ -134,19 +134,22 @@ pub(crate) unsafe fn out_bytes_direct(
     if len.is_null() {
         return Err(CKR_ARGUMENTS_BAD.into());
     }
-    let direct = if buf.is_null() {
-        None
-    } else {
+    let mut direct = None;
+    if !buf.is_null() {
         let cap = usize::try_from(*len).unwrap_or(usize::MAX);
         let (b, i) = (buf as usize, input.as_ptr() as usize);
+        // A length no real buffer can have (past the address space, or more than a
+        // slice may span) gets the copying path, which writes only what it produced.
+        let sane = cap <= isize::MAX as usize && b.checked_add(cap).is_some();
         let apart = input.is_empty()
             || b.checked_add(cap).is_some_and(|end| end <= i)
             || i.checked_add(input.len()).is_some_and(|end| end <= b);
-        // SAFETY: the caller promises `*len` writable bytes at `buf` (§5.2); they do not
-        // overlap `input`, so this is the only reference to them.
-        apart.then(|| std::slice::from_raw_parts_mut(buf, cap))
-    };
-    let mut direct = direct;
+        if sane && apart {
+            // SAFETY: the caller promises `*len` writable bytes at `buf` (§5.2); they
+            // do not overlap `input`, so this is the only reference to them.
+            direct = Some(std::slice::from_raw_parts_mut(buf, cap));
+        }
+    }
     out_bytes(buf, len, |cap| f(cap, direct.take()))
 }
 
