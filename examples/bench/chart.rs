@@ -18,7 +18,7 @@ const COLORS: [&str; 4] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"];
 const PW: f64 = 420.0; // panel width
 const PH: f64 = 300.0; // panel height
 const ML: f64 = 70.0; // margins inside a panel
-const MR: f64 = 15.0;
+const MR: f64 = 30.0;
 const MT: f64 = 30.0;
 const MB: f64 = 45.0;
 

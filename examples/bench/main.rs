@@ -120,6 +120,8 @@ struct Cell {
     size: usize,
     threads: usize,
     rates: BTreeMap<&'static str, Vec<f64>>,
+    /// Ops per CPU-second of the working threads (see `work::Rate`), per round.
+    cpu_rates: BTreeMap<&'static str, Vec<f64>>,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -135,6 +137,10 @@ fn median(v: &[f64]) -> f64 {
 impl Cell {
     fn med(&self, t: &str) -> Option<f64> {
         self.rates.get(t).map(|v| median(v))
+    }
+
+    fn med_cpu(&self, t: &str) -> Option<f64> {
+        self.cpu_rates.get(t).map(|v| median(v))
     }
 }
 
@@ -260,6 +266,7 @@ fn bench(a: &Args) -> Result<(), String> {
             size,
             threads,
             rates: BTreeMap::new(),
+            cpu_rates: BTreeMap::new(),
         })
         .collect();
     // Interleaved: every round visits every cell, and within a cell every target, in
@@ -272,7 +279,8 @@ fn bench(a: &Args) -> Result<(), String> {
                     (0..c.threads).map(|i| t.worker(i, c.op, c.size)).collect();
                 let Some(ws) = ws else { continue };
                 let v = work::rate(ws, budget);
-                c.rates.entry(t.name()).or_default().push(v);
+                c.rates.entry(t.name()).or_default().push(v.wall);
+                c.cpu_rates.entry(t.name()).or_default().push(v.cpu);
             }
         }
         eprintln!("bench: round {}/{rounds} done (load {})", r + 1, loadavg());
@@ -412,7 +420,14 @@ fn bench(a: &Args) -> Result<(), String> {
             r["kms_calls_per_sign"]
         );
     } else {
-        println!("remote sign: skipped (no AWS_ENDPOINT_URL: start scripts/localstack.sh and eval its env)\n");
+        println!(
+            "remote sign: skipped ({})\n",
+            if a.only.is_some() {
+                "--only"
+            } else {
+                "no AWS_ENDPOINT_URL: start scripts/localstack.sh and eval its env"
+            }
+        );
     }
     let load_end = loadavg();
     println!("load average at start {load_start}, at end {load_end}");
@@ -448,6 +463,24 @@ fn bench(a: &Args) -> Result<(), String> {
         "AES-GCM 64 B 2 threads / 1 thread",
         ">= 1.8",
         ratio(p64x2, p64),
+    ));
+    let r64 = get(Op::GcmEnc, 64, 1, "aws-lc-rs");
+    let r64x2 = get(Op::GcmEnc, 64, 2, "aws-lc-rs");
+    goals.push((
+        "  the same for aws-lc-rs directly (what the machine allowed)",
+        "(reference)",
+        ratio(r64x2, r64),
+    ));
+    let cpu = |threads: usize, t: &str| {
+        cells
+            .iter()
+            .find(|c| c.op == Op::GcmEnc && c.size == 64 && c.threads == threads)
+            .and_then(|c| c.med_cpu(t))
+    };
+    goals.push((
+        "  the same per CPU-second of the threads (contention only, load-independent)",
+        ">= 1.8",
+        ratio(cpu(2, "p11kms"), cpu(1, "p11kms")),
     ));
     if let Some(r) = &remote {
         goals.push((
@@ -640,6 +673,13 @@ fn to_json(
             .map(|k| format!("{}: {}", q(k), num(c.med(k).unwrap())))
             .collect();
         s.push_str(&med.join(", "));
+        s.push_str("}, \"median_ops_per_cpu_s\": {");
+        let medc: Vec<String> = c
+            .cpu_rates
+            .keys()
+            .map(|k| format!("{}: {}", q(k), num(c.med_cpu(k).unwrap())))
+            .collect();
+        s.push_str(&medc.join(", "));
         s.push_str("}, \"rounds_ops_per_s\": {");
         let all: Vec<String> = c
             .rates

@@ -77,12 +77,33 @@ pub trait Target: Sync {
     fn worker(&self, t: usize, op: Op, size: usize) -> Option<Worker<'_>>;
 }
 
-/// Operations per second of `workers` run together for `budget` (one thread each;
-/// the rates of the threads add up).
-pub fn rate(mut workers: Vec<Worker<'_>>, budget: Duration) -> f64 {
-    fn run(w: &mut Worker<'_>, budget: Duration) -> f64 {
+/// One measurement: operations per wall-clock second (threads added up), and per CPU
+/// second of the threads doing them (each thread's ops over its own CPU time, added up:
+/// what the threads would do with a core each). The second is not disturbed by other
+/// processes taking the CPU, so it shows contention between the threads themselves
+/// (locks, shared cache lines) even on a loaded machine.
+#[derive(Clone, Copy)]
+pub struct Rate {
+    pub wall: f64,
+    pub cpu: f64,
+}
+
+fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the calling thread's CPU clock into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// [`Rate`] of `workers` run together for `budget` (one thread each).
+pub fn rate(mut workers: Vec<Worker<'_>>, budget: Duration) -> Rate {
+    fn run(w: &mut Worker<'_>, budget: Duration) -> Rate {
         w(); // warm-up: first-use key preparation, caches
         let start = Instant::now();
+        let cpu0 = thread_cpu_secs();
         let mut n = 0u64;
         let mut batch = 1u64;
         loop {
@@ -92,7 +113,11 @@ pub fn rate(mut workers: Vec<Worker<'_>>, budget: Duration) -> f64 {
             n += batch;
             let el = start.elapsed();
             if el >= budget {
-                return n as f64 / el.as_secs_f64();
+                let cpu = (thread_cpu_secs() - cpu0).max(1e-9);
+                return Rate {
+                    wall: n as f64 / el.as_secs_f64(),
+                    cpu: n as f64 / cpu,
+                };
             }
             if el < budget / 32 && batch < 1 << 20 {
                 batch *= 2;
@@ -114,7 +139,16 @@ pub fn rate(mut workers: Vec<Worker<'_>>, budget: Duration) -> f64 {
                 })
             })
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).sum()
+        hs.into_iter().map(|h| h.join().unwrap()).fold(
+            Rate {
+                wall: 0.0,
+                cpu: 0.0,
+            },
+            |a, r| Rate {
+                wall: a.wall + r.wall,
+                cpu: a.cpu + r.cpu,
+            },
+        )
     })
 }
 
