@@ -274,12 +274,19 @@ pub fn registry() -> &'static [MechInfo] {
     &ALL
 }
 
-/// Look one mechanism up; `CKR_MECHANISM_INVALID` if absent.
+/// Look one mechanism up; `CKR_MECHANISM_INVALID` if absent. Every operation init
+/// asks, so this is a binary search, not a scan of the registry.
 pub fn info(mech: CK_MECHANISM_TYPE) -> Result<&'static MechInfo> {
-    registry()
-        .iter()
-        .find(|m| m.mech == mech)
-        .ok_or(Error::new(CKR_MECHANISM_INVALID))
+    use std::sync::LazyLock;
+    static SORTED: LazyLock<Vec<&'static MechInfo>> = LazyLock::new(|| {
+        let mut v: Vec<&'static MechInfo> = registry().iter().collect();
+        v.sort_by_key(|m| m.mech);
+        v
+    });
+    SORTED
+        .binary_search_by_key(&mech, |m| m.mech)
+        .map(|i| SORTED[i])
+        .map_err(|_| Error::new(CKR_MECHANISM_INVALID))
 }
 
 fn is_secret(key: &LocalKey) -> bool {
@@ -357,5 +364,32 @@ pub fn curve_field_len(c: Curve) -> usize {
         Curve::P384 => 48,
         Curve::P521 => 66,
         Curve::K256 => 32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The binary search answers exactly the registry's rows, each mechanism once.
+    #[test]
+    fn info_finds_every_row_and_nothing_else() {
+        for r in registry() {
+            assert_eq!(
+                registry().iter().filter(|o| o.mech == r.mech).count(),
+                1,
+                "duplicate {:#x}",
+                r.mech
+            );
+            assert!(std::ptr::eq(info(r.mech).expect("in registry"), r));
+        }
+        for absent in [0, 0xdead_beef, CKM_VENDOR_DEFINED, CK_MECHANISM_TYPE::MAX] {
+            if registry().iter().all(|r| r.mech != absent) {
+                assert_eq!(
+                    info(absent).err().map(|e| e.rv()),
+                    Some(CKR_MECHANISM_INVALID)
+                );
+            }
+        }
     }
 }
