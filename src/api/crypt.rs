@@ -1,10 +1,11 @@
 //! Encryption and decryption (§5.8, §5.9).
 
 use super::{module, usable_key, KeyUse};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mechanism::{self, Mechanism};
 use crate::session::{keeps_operation, with_stash, Cap, CipherOp, Output, Session};
 use cryptoki_sys::*;
+use std::sync::Arc;
 
 /// Which of the two cipher slots of a session.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -61,11 +62,12 @@ pub fn init(h: CK_SESSION_HANDLE, d: Dir, mech: &Mechanism, key: CK_OBJECT_HANDL
         flag,
         mech: mech.mech,
     };
-    let (k, _) = usable_key(s.token, &mut g.key_cache, key, use_)?;
-    let op = match d {
-        Dir::Encrypt => mechanism::encrypt_init(mech, k)?,
-        Dir::Decrypt => mechanism::decrypt_init(mech, k)?,
+    usable_key(s.token, &mut g.key_cache, key, use_)?;
+    let k = match g.key_cache.as_mut() {
+        Some(c) => c.spare.take().unwrap_or_else(|| c.key.clone()),
+        None => return Err(Error::general("key cache empty after a key check")),
     };
+    let op = mechanism::cipher_init(mech, k, d == Dir::Encrypt)?;
     *slot(&mut g, d) = Some(CipherOp {
         op,
         stash: None,
@@ -115,7 +117,13 @@ fn run(
         if st == Step::Single && fits && !op.multi && op.stash.is_none() {
             if let Some(r) = op.op.oneshot_into(input, out) {
                 // Done either way: this path never answers CKR_BUFFER_TOO_SMALL.
-                *sl = None;
+                let ended = sl.take();
+                if let (Some(done), Some(c)) = (ended, g.key_cache.as_mut()) {
+                    match done.op.into_key() {
+                        Some(k) if Arc::ptr_eq(&k, &c.key) => c.spare = Some(k),
+                        _ => {}
+                    }
+                }
                 return r.map(Output::Written);
             }
         }

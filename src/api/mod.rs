@@ -270,6 +270,7 @@ pub(crate) fn usable_key<'c>(
         key,
         always_authenticate,
         passed,
+        spare: None,
     });
     Ok((&c.key, always_authenticate))
 }

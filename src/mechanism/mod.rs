@@ -209,6 +209,13 @@ pub trait Cipher: Send {
         None
     }
 
+    /// The prepared key this operation holds, handed back when it has ended, so the
+    /// session can give it to its next operation without touching the key's shared
+    /// reference count (two threads using one key would both write that cache line).
+    fn into_key(self: Box<Self>) -> Option<Arc<LocalKey>> {
+        None
+    }
+
     /// C_Encrypt / C_Decrypt: the whole input at once.
     fn oneshot(&mut self, input: &[u8]) -> Result<Vec<u8>> {
         let mut out = self.update(input)?;
@@ -301,6 +308,17 @@ pub fn encrypt_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn Cipher
         sym::encrypt_init(m, key)
     } else {
         asym::encrypt_init(m, key)
+    }
+}
+
+/// [`encrypt_init`] or [`decrypt_init`] with a key reference the operation keeps
+/// (no reference count change for a secret key).
+pub fn cipher_init(m: &Mechanism, key: Arc<LocalKey>, encrypt: bool) -> Result<Box<dyn Cipher>> {
+    info(m.mech)?;
+    match (is_secret(&key), encrypt) {
+        (true, _) => sym::cipher_init(m, key, encrypt),
+        (false, true) => asym::encrypt_init(m, &key),
+        (false, false) => asym::decrypt_init(m, &key),
     }
 }
 

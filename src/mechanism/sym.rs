@@ -279,15 +279,18 @@ fn take(mut v: Zeroizing<Vec<u8>>) -> Vec<u8> {
 }
 
 pub(super) fn encrypt_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn Cipher>> {
-    cipher_init(m, key, true)
+    cipher_init(m, Arc::clone(key), true)
 }
 
 pub(super) fn decrypt_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn Cipher>> {
-    cipher_init(m, key, false)
+    cipher_init(m, Arc::clone(key), false)
 }
 
-fn cipher_init(m: &Mechanism, key: &Arc<LocalKey>, encrypt: bool) -> Result<Box<dyn Cipher>> {
-    let key = Arc::clone(key);
+pub(super) fn cipher_init(
+    m: &Mechanism,
+    key: Arc<LocalKey>,
+    encrypt: bool,
+) -> Result<Box<dyn Cipher>> {
     match m.mech {
         CKM_AES_ECB | CKM_AES_CBC | CKM_AES_CBC_PAD => {
             let mode = match m.mech {
@@ -642,6 +645,10 @@ impl Cipher for GcmOp {
         }
         append(&mut self.buf, input);
         Ok(Vec::new())
+    }
+
+    fn into_key(self: Box<Self>) -> Option<Arc<LocalKey>> {
+        Some(self.key)
     }
 
     /// The single-part fast path for a 96-bit IV (and, decrypting, a full tag): aws-lc

@@ -63,6 +63,9 @@ pub struct KeyCache {
     pub generation: u64,
     pub key: Arc<LocalKey>,
     pub always_authenticate: bool,
+    /// A second reference to `key`, handed back by the last operation that ended: the
+    /// next operation takes it instead of a new one (see `Cipher::into_key`).
+    pub spare: Option<Arc<LocalKey>>,
     /// (usage attribute, mechanism) pairs this key was checked for, most recent first.
     pub passed: [Option<(CK_ATTRIBUTE_TYPE, CK_MECHANISM_TYPE)>; 4],
 }
