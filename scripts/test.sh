@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # scripts/test.sh — the whole test suite: release build, exported-symbol check,
 # cargo test (unit + integration), the conformance stages (the differential suite
-# against SoftHSM, 60 s of random call sequences, the third-party suites), then
-# scripts/demo.sh against the built module and, as a reference that the tools
-# themselves work, against SoftHSM.
+# against SoftHSM, 60 s of random call sequences, the third-party suites), the
+# benchmark's quick mode, then scripts/demo.sh against the built module and, as a
+# reference that the tools themselves work, against SoftHSM.
 #
 # Environment:
 #   P11KMS_MODULE  module the integration tests, the symbol check and the demo use
@@ -115,6 +115,8 @@ stage "differential suite against SoftHSM (tests/differential.rs)" \
     env P11KMS_REQUIRE_SOFTHSM=1 cargo test --release --test differential -- --nocapture
 stage "random call sequences, 60 s (tests/fuzz.rs)" \
     env P11KMS_FUZZ_SECS=60 cargo test --release --test fuzz -- --nocapture
+# Numbers for people, asserted about nothing (issue 6): `cargo test` built the harness.
+stage "benchmark (quick mode)" scripts/bench.sh --quick
 stage "the cryptoki crate's own test suite (skip list: scripts/cryptoki-suite.skip)" scripts/cryptoki-suite.sh
 stage "demo.sh against the module" env P11KMS_DEMO_STRICT=1 scripts/demo.sh
 stage "demo.sh on an AWS KMS token (LocalStack)" env P11KMS_DEMO_STRICT=1 P11KMS_DEMO_BACKEND=aws scripts/demo.sh

@@ -16,7 +16,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki_sys::*;
 
-const TOKENS: &[TokenSpec] = &[tok("crypto")];
+const TOKENS: &[TokenSpec] = &[tok("crypto"), tok("keycache")];
 
 fn env() -> &'static Env {
     common::env(TOKENS)
@@ -1633,4 +1633,301 @@ fn wrong_mechanism_key_and_arguments() {
         call!(C_GenerateKey, h, &mut gen, std::ptr::null_mut(), 1, &mut n),
         CKR_ARGUMENTS_BAD
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The single-part AES-GCM fast path (output written straight into the caller's buffer)
+// and the per-session key cache: same results and same errors as the general path.
+
+fn gcm_mech(p: &mut CK_GCM_PARAMS) -> CK_MECHANISM {
+    CK_MECHANISM {
+        mechanism: CKM_AES_GCM,
+        pParameter: (p as *mut CK_GCM_PARAMS).cast(),
+        ulParameterLen: std::mem::size_of::<CK_GCM_PARAMS>() as CK_ULONG,
+    }
+}
+
+fn gcm_params(iv: &mut [u8], aad: &mut [u8], tag_bits: CK_ULONG) -> CK_GCM_PARAMS {
+    CK_GCM_PARAMS {
+        pIv: iv.as_mut_ptr(),
+        ulIvLen: iv.len() as CK_ULONG,
+        ulIvBits: (iv.len() * 8) as CK_ULONG,
+        pAAD: aad.as_mut_ptr(),
+        ulAADLen: aad.len() as CK_ULONG,
+        ulTagBits: tag_bits,
+    }
+}
+
+/// C_EncryptInit + C_Encrypt of `input` (at `input_at` in `buf`) to `out_at` in the same
+/// buffer (so the two may overlap); the output.
+fn gcm_encrypt_within(
+    h: CK_SESSION_HANDLE,
+    key: CK_OBJECT_HANDLE,
+    p: &mut CK_GCM_PARAMS,
+    buf: &mut [u8],
+    input_at: usize,
+    input_len: usize,
+    out_at: usize,
+) -> Vec<u8> {
+    let mut m = gcm_mech(p);
+    assert_eq!(call!(C_EncryptInit, h, &mut m, key), CKR_OK);
+    let mut n = (buf.len() - out_at) as CK_ULONG;
+    let base = buf.as_mut_ptr();
+    let (input, out) = (base.wrapping_add(input_at), base.wrapping_add(out_at));
+    let rv = call!(C_Encrypt, h, input, input_len as CK_ULONG, out, &mut n);
+    assert_eq!(rv, CKR_OK, "{}", rv_name(rv));
+    buf[out_at..out_at + n as usize].to_vec()
+}
+
+#[test]
+fn gcm_single_part_output_matches_aws_lc_in_every_buffer_layout() {
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    let s = session();
+    let kv = [0x3cu8; 32];
+    let key = secret(&s, KeyType::AES, &kv).handle();
+    let h = s.handle();
+    let pt: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+    let mut iv = [9u8; 12];
+    let mut aad = *b"header";
+    let lc = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &kv).unwrap());
+    let mut want = pt.clone();
+    lc.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(iv),
+        Aad::from(&aad[..]),
+        &mut want,
+    )
+    .unwrap();
+
+    // Separate buffers, exactly the needed size (the direct path).
+    let mut p = gcm_params(&mut iv, &mut aad, 128);
+    let mut buf = [pt.clone(), vec![0u8; 1016]].concat();
+    let got = gcm_encrypt_within(h, key, &mut p, &mut buf, 0, 1000, 1000);
+    assert_eq!(got, want, "out of place");
+    // In place (output over the input) and overlapping by one byte either way: the
+    // module takes the copying path, with the same result.
+    for (input_at, out_at) in [(0, 0), (1, 0), (0, 1)] {
+        let mut buf = vec![0u8; 1100];
+        buf[input_at..input_at + 1000].copy_from_slice(&pt);
+        let got = gcm_encrypt_within(h, key, &mut p, &mut buf, input_at, 1000, out_at);
+        assert_eq!(got, want, "input at {input_at}, output at {out_at}");
+    }
+    // A 96-bit tag: the first 12 bytes of the full one.
+    let mut p96 = gcm_params(&mut iv, &mut aad, 96);
+    let mut buf = [pt.clone(), vec![0u8; 1012]].concat();
+    let got = gcm_encrypt_within(h, key, &mut p96, &mut buf, 0, 1000, 1000);
+    assert_eq!(got[..], want[..1012]);
+
+    // An output length no buffer can have (a caller's bug): still only the output's
+    // bytes are written, for empty and non-empty input alike.
+    for len in [0usize, 1000] {
+        let mut p = gcm_params(&mut iv, &mut aad, 128);
+        let mut m = gcm_mech(&mut p);
+        let mut input = pt[..len].to_vec();
+        let mut out = vec![0u8; len + 16 + 8];
+        let mut n = CK_ULONG::MAX;
+        assert_eq!(call!(C_EncryptInit, h, &mut m, key), CKR_OK);
+        let rv = call!(
+            C_Encrypt,
+            h,
+            input.as_mut_ptr(),
+            len as CK_ULONG,
+            out.as_mut_ptr(),
+            &mut n
+        );
+        assert_eq!((rv, n), (CKR_OK, (len + 16) as CK_ULONG), "{}", rv_name(rv));
+        assert_eq!(out[len + 16..], [0u8; 8], "nothing past the output");
+    }
+
+    // Decrypt straight into a buffer of exactly the plaintext's size.
+    let mut m = gcm_mech(&mut p);
+    let mut ct = want.clone();
+    let mut out = vec![0u8; 1000];
+    let mut n: CK_ULONG = 1000;
+    assert_eq!(call!(C_DecryptInit, h, &mut m, key), CKR_OK);
+    assert_eq!(
+        call!(
+            C_Decrypt,
+            h,
+            ct.as_mut_ptr(),
+            1016,
+            out.as_mut_ptr(),
+            &mut n
+        ),
+        CKR_OK
+    );
+    assert_eq!((n, &out[..]), (1000, &pt[..]));
+}
+
+#[test]
+fn gcm_single_part_decrypt_failure_leaves_nothing_usable() {
+    let s = session();
+    let key = secret(&s, KeyType::AES, &[0x4du8; 16]).handle();
+    let h = s.handle();
+    let pt = [0x61u8; 300];
+    let mut iv = [2u8; 12];
+    let mut aad = [7u8; 5];
+    let mut p = gcm_params(&mut iv, &mut aad, 128);
+    let mut buf = [pt.to_vec(), vec![0u8; 316]].concat();
+    let mut ct = gcm_encrypt_within(h, key, &mut p, &mut buf, 0, 300, 300);
+    let mut m = gcm_mech(&mut p);
+    for flip in [0usize, 299, 300, 315] {
+        let mut bad = ct.clone();
+        bad[flip] ^= 0x80;
+        let mut out = vec![0xAAu8; 400];
+        let mut n: CK_ULONG = 400;
+        assert_eq!(call!(C_DecryptInit, h, &mut m, key), CKR_OK);
+        let rv = call!(
+            C_Decrypt,
+            h,
+            bad.as_mut_ptr(),
+            316,
+            out.as_mut_ptr(),
+            &mut n
+        );
+        assert_eq!(
+            rv,
+            CKR_ENCRYPTED_DATA_INVALID,
+            "byte {flip}: {}",
+            rv_name(rv)
+        );
+        assert!(
+            out[..300].iter().all(|b| *b == 0) && out[300..].iter().all(|b| *b == 0xAA),
+            "byte {flip}: a failed decryption wrote something other than zeros"
+        );
+        assert_eq!(n, 400, "the length is left alone on failure");
+        assert_eq!(
+            call!(
+                C_Decrypt,
+                h,
+                bad.as_mut_ptr(),
+                316,
+                out.as_mut_ptr(),
+                &mut n
+            ),
+            CKR_OPERATION_NOT_INITIALIZED,
+            "the failure ended the operation"
+        );
+    }
+    // Shorter than a tag.
+    let mut out = [0u8; 64];
+    let mut n: CK_ULONG = 64;
+    assert_eq!(call!(C_DecryptInit, h, &mut m, key), CKR_OK);
+    assert_eq!(
+        call!(C_Decrypt, h, ct.as_mut_ptr(), 15, out.as_mut_ptr(), &mut n),
+        CKR_ENCRYPTED_DATA_LEN_RANGE
+    );
+    // A short buffer still keeps the operation and the answer.
+    assert_eq!(call!(C_DecryptInit, h, &mut m, key), CKR_OK);
+    let mut n: CK_ULONG = 299;
+    assert_eq!(
+        call!(C_Decrypt, h, ct.as_mut_ptr(), 316, out.as_mut_ptr(), &mut n),
+        CKR_BUFFER_TOO_SMALL
+    );
+    assert_eq!(n, 300);
+    let mut big = vec![0u8; 300];
+    assert_eq!(
+        call!(C_Decrypt, h, ct.as_mut_ptr(), 316, big.as_mut_ptr(), &mut n),
+        CKR_OK
+    );
+    assert_eq!(&big[..], &pt[..]);
+}
+
+fn encrypt_init_rv(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
+    let mut iv = [5u8; 12];
+    let mut p = gcm_params(&mut iv, &mut [], 128);
+    let mut m = gcm_mech(&mut p);
+    let rv = call!(C_EncryptInit, h, &mut m, key);
+    if rv == CKR_OK {
+        let mut data = [1u8; 16];
+        let mut out = [0u8; 32];
+        let mut n: CK_ULONG = 32;
+        let r = call!(
+            C_Encrypt,
+            h,
+            data.as_mut_ptr(),
+            16,
+            out.as_mut_ptr(),
+            &mut n
+        );
+        assert_eq!(r, CKR_OK, "{}", rv_name(r));
+    }
+    rv
+}
+
+fn set_bool(h: CK_SESSION_HANDLE, o: CK_OBJECT_HANDLE, ty: CK_ATTRIBUTE_TYPE, v: bool) {
+    let mut b: CK_BBOOL = v as CK_BBOOL;
+    let mut a = CK_ATTRIBUTE {
+        type_: ty,
+        pValue: (&mut b as *mut CK_BBOOL).cast(),
+        ulValueLen: 1,
+    };
+    assert_eq!(call!(C_SetAttributeValue, h, o, &mut a, 1), CKR_OK);
+}
+
+/// A session that used a key once must see every later change of it: a usage turned
+/// off, the key destroyed by another session, a logout hiding private keys.
+#[test]
+fn repeated_inits_see_attribute_changes_destruction_and_logout() {
+    p11kms_only!();
+    let e = env();
+    let slot = e.user_token("keycache");
+    let s1 = e.user_session(slot);
+    let s2 = e.user_session(slot);
+    let (h1, h2) = (s1.handle(), s2.handle());
+    let mk = |s: &Session, token: bool| {
+        s.create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(token),
+            Attribute::Private(true),
+            Attribute::Encrypt(true),
+            Attribute::Sign(true),
+            Attribute::Value(vec![0x21; 32]),
+        ])
+        .unwrap()
+        .handle()
+    };
+    let key = mk(&s1, false);
+    assert_eq!(encrypt_init_rv(h1, key), CKR_OK);
+    assert_eq!(encrypt_init_rv(h1, key), CKR_OK);
+    set_bool(h2, key, CKA_ENCRYPT, false);
+    assert_eq!(encrypt_init_rv(h1, key), CKR_KEY_FUNCTION_NOT_PERMITTED);
+    set_bool(h2, key, CKA_ENCRYPT, true);
+    assert_eq!(encrypt_init_rv(h1, key), CKR_OK);
+    // A MAC with the same key, then its usage withdrawn.
+    let mut hm = mech(CKM_AES_CMAC);
+    assert_eq!(call!(C_SignInit, h1, &mut hm, key), CKR_OK);
+    assert_eq!(call!(C_SignFinal, h1, std::ptr::null_mut(), &mut 0), CKR_OK);
+    let mut sig = [0u8; 16];
+    let mut n: CK_ULONG = 16;
+    assert_eq!(call!(C_SignFinal, h1, sig.as_mut_ptr(), &mut n), CKR_OK);
+    set_bool(h2, key, CKA_SIGN, false);
+    assert_eq!(
+        call!(C_SignInit, h1, &mut hm, key),
+        CKR_KEY_FUNCTION_NOT_PERMITTED
+    );
+    // Destroyed through the other session.
+    assert_eq!(call!(C_DestroyObject, h2, key), CKR_OK);
+    assert_eq!(encrypt_init_rv(h1, key), CKR_KEY_HANDLE_INVALID);
+    // A private token key, then a logout: it is invisible, so its handle is invalid.
+    let tkey = mk(&s1, true);
+    assert_eq!(encrypt_init_rv(h1, tkey), CKR_OK);
+    s2.logout().unwrap();
+    assert_eq!(encrypt_init_rv(h1, tkey), CKR_KEY_HANDLE_INVALID);
+    s1.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+    // "Even if a user is later logged back into the token, those handles remain
+    // invalid" (C_Logout): the key is found again under a new handle.
+    assert_eq!(encrypt_init_rv(h1, tkey), CKR_KEY_HANDLE_INVALID);
+    let found = s1
+        .find_objects(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Token(true),
+            Attribute::Private(true),
+        ])
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let again = found[0].handle();
+    assert_ne!(again, tkey);
+    assert_eq!(encrypt_init_rv(h1, again), CKR_OK);
+    assert_eq!(call!(C_DestroyObject, h1, again), CKR_OK);
 }

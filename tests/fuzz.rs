@@ -1687,8 +1687,8 @@ fn random_call_sequences() {
     let env = env(&[tok("fuzz")]);
     let slot = env.user_token("fuzz");
     let p_slot = slot.id();
-    // Sentinels the fuzzer cannot destroy or change (CKA_DESTROYABLE and CKA_MODIFIABLE
-    // false): after the run they must read back from the store intact.
+    // Sentinels the fuzzer cannot destroy, change or copy (CKA_DESTROYABLE, CKA_MODIFIABLE
+    // and CKA_COPYABLE false): after the run they must read back from the store intact.
     {
         let s = env.user_session(slot);
         for (i, private) in [(0u8, false), (1, true), (2, true)] {
@@ -1698,6 +1698,8 @@ fn random_call_sequences() {
                 cryptoki::object::Attribute::Private(private),
                 cryptoki::object::Attribute::Destroyable(false),
                 cryptoki::object::Attribute::Modifiable(false),
+                // Not copyable either: a copy would carry the same label and value.
+                cryptoki::object::Attribute::Copyable(false),
                 cryptoki::object::Attribute::Label(b"fuzz-sentinel".to_vec()),
                 cryptoki::object::Attribute::Value(vec![i; 40]),
             ])

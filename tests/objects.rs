@@ -26,6 +26,7 @@ const TOKENS: &[TokenSpec] = &[
     tok("find"),
     tok("private"),
     tok("copy"),
+    tok("index"),
 ];
 
 fn env() -> &'static Env {
@@ -1033,4 +1034,101 @@ fn copy_and_destroy() {
         get_attr(s.handle(), tmp.handle(), CKA_VALUE),
         Err(CKR_OBJECT_HANDLE_INVALID)
     );
+}
+
+/// C_FindObjects answers from indexes by label, id and class: they must follow every
+/// change of those attributes, destruction, and mixed templates (indexed attributes
+/// together with others), for token and session objects alike.
+#[test]
+fn find_by_label_id_and_class_follows_changes() {
+    let s = session("index");
+    let mk = |i: u8, token: bool| {
+        s.create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(token),
+            Attribute::Private(true),
+            Attribute::Encrypt(i % 2 == 0),
+            Attribute::Label(format!("k{i}").into_bytes()),
+            Attribute::Id(vec![0xd0, i]),
+            Attribute::Value(vec![i; 16]),
+        ])
+        .unwrap()
+    };
+    let hs: Vec<ObjectHandle> = (0..40).map(|i| mk(i, i < 20)).collect();
+    let data = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Label(b"k3".to_vec()),
+        ])
+        .unwrap();
+    let find = |t: &[Attribute]| {
+        let mut v = s.find_objects(t).unwrap();
+        v.sort_by_key(|h| h.handle());
+        v
+    };
+    assert_eq!(find(&[Attribute::Id(vec![0xd0, 7])]), vec![hs[7]]);
+    assert_eq!(find(&[Attribute::Label(b"k3".to_vec())]), vec![hs[3], data]);
+    assert_eq!(
+        find(&[
+            Attribute::Label(b"k3".to_vec()),
+            Attribute::Class(ObjectClass::SECRET_KEY)
+        ]),
+        vec![hs[3]]
+    );
+    assert_eq!(
+        find(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Label(b"k3".to_vec())
+        ]),
+        vec![data]
+    );
+    // An indexed attribute with one the object must be asked about.
+    assert_eq!(
+        find(&[Attribute::Label(b"k4".to_vec()), Attribute::Encrypt(true)]),
+        vec![hs[4]]
+    );
+    assert!(find(&[Attribute::Label(b"k5".to_vec()), Attribute::Encrypt(true)]).is_empty());
+    let even: Vec<ObjectHandle> = hs.iter().step_by(2).copied().collect();
+    let mut got = find(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::Encrypt(true),
+    ]);
+    got.retain(|h| hs.contains(h));
+    assert_eq!(got, even);
+    // Relabel and re-id a token key and a session key.
+    for i in [2usize, 30] {
+        s.update_attributes(
+            hs[i],
+            &[
+                Attribute::Label(format!("moved{i}").into_bytes()),
+                Attribute::Id(vec![0xee, i as u8]),
+            ],
+        )
+        .unwrap();
+        assert!(find(&[Attribute::Label(format!("k{i}").into_bytes())]).is_empty());
+        assert!(find(&[Attribute::Id(vec![0xd0, i as u8])]).is_empty());
+        assert_eq!(
+            find(&[Attribute::Label(format!("moved{i}").into_bytes())]),
+            vec![hs[i]]
+        );
+        assert_eq!(find(&[Attribute::Id(vec![0xee, i as u8])]), vec![hs[i]]);
+    }
+    // Destroyed objects leave every index.
+    s.destroy_object(hs[7]).unwrap();
+    s.destroy_object(hs[33]).unwrap();
+    assert!(find(&[Attribute::Id(vec![0xd0, 7])]).is_empty());
+    assert!(find(&[Attribute::Label(b"k33".to_vec())]).is_empty());
+    let all = find(&[Attribute::Class(ObjectClass::SECRET_KEY)]);
+    assert_eq!(all.iter().filter(|h| hs.contains(h)).count(), 38);
+    // A value of the wrong size for CKA_CLASS matches nothing.
+    assert!(s
+        .find_objects(&[Attribute::Label(b"k3".to_vec()), Attribute::Id(vec![])])
+        .unwrap()
+        .is_empty());
+    // Private objects disappear from the indexes' answers after logout.
+    s.logout().unwrap();
+    assert!(find(&[Attribute::Label(b"k4".to_vec())]).is_empty());
+    assert_eq!(find(&[Attribute::Label(b"k3".to_vec())]), vec![data]);
 }

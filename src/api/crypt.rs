@@ -1,10 +1,11 @@
 //! Encryption and decryption (§5.8, §5.9).
 
-use super::{check_class, key_entry, module};
-use crate::error::Result;
+use super::{module, usable_key, KeyUse};
+use crate::error::{Error, Result};
 use crate::mechanism::{self, Mechanism};
 use crate::session::{keeps_operation, with_stash, Cap, CipherOp, Output, Session};
 use cryptoki_sys::*;
+use std::sync::Arc;
 
 /// Which of the two cipher slots of a session.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,25 +52,22 @@ pub fn init(h: CK_SESSION_HANDLE, d: Dir, mech: &Mechanism, key: CK_OBJECT_HANDL
     if slot(&mut g, d).is_some() {
         return Err(CKR_OPERATION_ACTIVE.into());
     }
-    let e = key_entry(&s.token, key, CKR_KEY_HANDLE_INVALID)?;
-    {
-        let o = e.obj.read();
-        match d {
-            Dir::Encrypt => {
-                check_class(&o, &[CKO_SECRET_KEY, CKO_PUBLIC_KEY])?;
-                o.check_usage(CKA_ENCRYPT, mech.mech)?;
-            }
-            Dir::Decrypt => {
-                check_class(&o, &[CKO_SECRET_KEY, CKO_PRIVATE_KEY])?;
-                o.check_usage(CKA_DECRYPT, mech.mech)?;
-            }
-        }
-    }
-    let k = s.token.key(&e)?;
-    let op = match d {
-        Dir::Encrypt => mechanism::encrypt_init(mech, &k)?,
-        Dir::Decrypt => mechanism::decrypt_init(mech, &k)?,
+    let (classes, flag): (&'static [CK_OBJECT_CLASS], _) = match d {
+        Dir::Encrypt => (&[CKO_SECRET_KEY, CKO_PUBLIC_KEY], CKA_ENCRYPT),
+        Dir::Decrypt => (&[CKO_SECRET_KEY, CKO_PRIVATE_KEY], CKA_DECRYPT),
     };
+    let use_ = KeyUse {
+        invalid_rv: CKR_KEY_HANDLE_INVALID,
+        classes,
+        flag,
+        mech: mech.mech,
+    };
+    usable_key(s.token, &mut g.key_cache, key, use_)?;
+    let k = match g.key_cache.as_mut() {
+        Some(c) => c.spare.take().unwrap_or_else(|| c.key.clone()),
+        None => return Err(Error::general("key cache empty after a key check")),
+    };
+    let op = mechanism::cipher_init(mech, k, d == Dir::Encrypt)?;
     *slot(&mut g, d) = Some(CipherOp {
         op,
         stash: None,
@@ -79,13 +77,57 @@ pub fn init(h: CK_SESSION_HANDLE, d: Dir, mech: &Mechanism, key: CK_OBJECT_HANDL
     Ok(())
 }
 
-/// C_Encrypt / C_EncryptUpdate / C_EncryptFinal and the Decrypt ones.
+/// C_EncryptUpdate / C_EncryptFinal and the Decrypt ones.
 pub fn step(h: CK_SESSION_HANDLE, d: Dir, st: Step, input: &[u8], cap: Cap) -> Result<Output> {
+    run(h, d, st, input, cap, None)
+}
+
+/// C_Encrypt / C_Decrypt. `direct` is the caller's output buffer when `ffi/` could lend
+/// it (`cap` bytes, not overlapping `input`): a mechanism with a single-part fast path
+/// (AES-GCM) writes there with no intermediate copy; otherwise, or for a buffer too
+/// small for the whole output, the call takes the general path.
+pub fn single(
+    h: CK_SESSION_HANDLE,
+    d: Dir,
+    input: &[u8],
+    cap: Cap,
+    direct: Option<&mut [u8]>,
+) -> Result<Output> {
+    run(h, d, Step::Single, input, cap, direct)
+}
+
+fn run(
+    h: CK_SESSION_HANDLE,
+    d: Dir,
+    st: Step,
+    input: &[u8],
+    cap: Cap,
+    direct: Option<&mut [u8]>,
+) -> Result<Output> {
     let m = module()?;
     let s = m.session(h)?;
     let mut g = s.session.lock();
     let sl = slot(&mut g, d);
     let op = sl.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+    if let Some(out) = direct {
+        let fits = op
+            .op
+            .max_output(input.len(), true)
+            .is_some_and(|n| n <= out.len());
+        if st == Step::Single && fits && !op.multi && op.stash.is_none() {
+            if let Some(r) = op.op.oneshot_into(input, out) {
+                // Done either way: this path never answers CKR_BUFFER_TOO_SMALL.
+                let ended = sl.take();
+                if let (Some(done), Some(c)) = (ended, g.key_cache.as_mut()) {
+                    match done.op.into_key() {
+                        Some(k) if Arc::ptr_eq(&k, &c.key) => c.spare = Some(k),
+                        _ => {}
+                    }
+                }
+                return r.map(Output::Written);
+            }
+        }
+    }
     // A length query answered from the mechanism's bound costs no crypto: the repeated
     // call computes once.
     if cap.is_none() && op.stash.is_none() && (op.multipart_ok || st == Step::Single) {

@@ -73,8 +73,8 @@ pub fn digest_key(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
         return Err(CKR_OPERATION_NOT_INITIALIZED.into());
     }
     let r = (|| {
-        let e = key_entry(&s.token, key, CKR_KEY_HANDLE_INVALID)?;
-        if e.obj.read().class != CKO_SECRET_KEY {
+        let e = key_entry(s.token, key, CKR_KEY_HANDLE_INVALID)?;
+        if e.obj()?.read().class != CKO_SECRET_KEY {
             return Err(Error::from(CKR_KEY_INDIGESTIBLE));
         }
         let k = s.token.key(&e)?;

@@ -16,16 +16,15 @@ static INIT: Mutex<()> = Mutex::new(());
 pub fn initialize(reserved: Option<String>) -> Result<()> {
     let _g = INIT.lock();
     let pid = std::process::id();
-    {
-        let mut m = MODULE.write();
-        if let Some(old) = m.as_ref() {
-            if old.pid == pid && old.is_this_process() {
-                return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED.into());
-            }
-            // Inherited across fork(): the parent's state (SQLite connections among it)
-            // must not be touched, let alone closed, by the child.
-            std::mem::forget(m.take());
+    let current = MODULE.load_full();
+    if let Some(old) = current {
+        if old.pid == pid && old.is_this_process() {
+            return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED.into());
         }
+        // Inherited across fork(): the parent's state (SQLite connections among it)
+        // must not be touched, let alone closed, by the child.
+        std::mem::forget(old);
+        std::mem::forget(MODULE.swap(None));
     }
     let cfg = config::load(reserved.as_deref()).map_err(|msg| {
         eprintln!("{msg}");
@@ -48,27 +47,25 @@ pub fn initialize(reserved: Option<String>) -> Result<()> {
         })?;
         tokens.push(Arc::new(tok));
     }
-    *MODULE.write() = Some(Arc::new(Module {
+    MODULE.store(Some(Arc::new(Module {
         pid,
         generation: super::fork_generation(),
         tokens,
         sessions: Default::default(),
         next_session: AtomicU64::new(1),
-    }));
+    })));
     Ok(())
 }
 
 /// C_Finalize.
 pub fn finalize() -> Result<()> {
     let _g = INIT.lock();
-    let mut m = MODULE.write();
-    match m.as_ref() {
-        Some(old) if old.pid == std::process::id() && old.is_this_process() => {
-            *m = None;
-            Ok(())
-        }
-        _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED.into()),
+    match MODULE.load().as_ref() {
+        Some(old) if old.pid == std::process::id() && old.is_this_process() => {}
+        _ => return Err(CKR_CRYPTOKI_NOT_INITIALIZED.into()),
     }
+    MODULE.store(None);
+    Ok(())
 }
 
 /// C_GetInfo.

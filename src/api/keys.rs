@@ -161,17 +161,17 @@ pub fn wrap_key(
 ) -> Result<Output> {
     let m = module()?;
     let s = m.session(h)?;
-    let we = key_entry(&s.token, wrapping, CKR_WRAPPING_KEY_HANDLE_INVALID)?;
-    let ke = key_entry(&s.token, key, CKR_KEY_HANDLE_INVALID)?;
+    let we = key_entry(s.token, wrapping, CKR_WRAPPING_KEY_HANDLE_INVALID)?;
+    let ke = key_entry(s.token, key, CKR_KEY_HANDLE_INVALID)?;
     let trusted = {
-        let w = we.obj.read();
+        let w = we.obj()?.read();
         check_class(&w, &[CKO_SECRET_KEY, CKO_PUBLIC_KEY])
             .map_err(|_| Error::from(CKR_WRAPPING_KEY_TYPE_INCONSISTENT))?;
         w.check_usage(CKA_WRAP, mech.mech)?;
         w.bool_attr(CKA_TRUSTED)
     };
     {
-        let k = ke.obj.read();
+        let k = ke.obj()?.read();
         if k.class != CKO_SECRET_KEY {
             return Err(CKR_KEY_NOT_WRAPPABLE.into());
         }
@@ -184,7 +184,7 @@ pub fn wrap_key(
     }
     let wk = s.token.key(&we)?;
     s.token.ensure_plain(&ke)?;
-    let value = match ke.obj.read().material()? {
+    let value = match ke.obj()?.read().material()? {
         KeyMaterial::Secret { value, .. } => value,
         _ => return Err(CKR_KEY_NOT_WRAPPABLE.into()),
     };
@@ -214,9 +214,9 @@ pub fn unwrap_key(
 ) -> Result<CK_OBJECT_HANDLE> {
     let m = module()?;
     let s = m.session(h)?;
-    let ue = key_entry(&s.token, unwrapping, CKR_UNWRAPPING_KEY_HANDLE_INVALID)?;
+    let ue = key_entry(s.token, unwrapping, CKR_UNWRAPPING_KEY_HANDLE_INVALID)?;
     {
-        let u = ue.obj.read();
+        let u = ue.obj()?.read();
         check_class(&u, &[CKO_SECRET_KEY, CKO_PRIVATE_KEY])
             .map_err(|_| Error::from(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT))?;
         u.check_usage(CKA_UNWRAP, mech.mech)?;

@@ -12,12 +12,13 @@ pub mod sign;
 pub mod slot;
 
 use crate::error::{Error, Result};
+use crate::mechanism::LocalKey;
 use crate::object::Object;
-use crate::session::Session;
-use crate::token::{Entry, Token};
+use crate::session::{KeyCache, Session};
+use crate::token::{Entry, HandleMap, Token};
+use arc_swap::ArcSwapOption;
 use cryptoki_sys::*;
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -60,26 +61,64 @@ pub struct Module {
     /// The fork generation at C_Initialize (see `FORK_GENERATION`).
     generation: u64,
     pub tokens: Vec<Arc<Token>>,
-    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<SessionSlot>>>,
+    sessions: Sessions,
     next_session: AtomicU64,
 }
 
-static MODULE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
+static MODULE: ArcSwapOption<Module> = ArcSwapOption::const_empty();
+
+/// The initialized module, borrowed for one call (no reference count is touched).
+pub struct ModuleRef(arc_swap::Guard<Option<Arc<Module>>>);
+
+impl std::ops::Deref for ModuleRef {
+    type Target = Module;
+    fn deref(&self) -> &Module {
+        // `module()` only builds a ModuleRef around Some.
+        self.0.as_deref().expect("ModuleRef holds a module")
+    }
+}
 
 /// The initialized module of this process, or `CKR_CRYPTOKI_NOT_INITIALIZED`.
-pub fn module() -> Result<Arc<Module>> {
-    match MODULE.read().as_ref() {
-        Some(m) if m.is_this_process() => Ok(m.clone()),
+pub fn module() -> Result<ModuleRef> {
+    let g = MODULE.load();
+    match g.as_deref() {
+        Some(m) if m.is_this_process() => Ok(ModuleRef(g)),
         _ => Err(CKR_CRYPTOKI_NOT_INITIALIZED.into()),
     }
 }
 
 /// A session handle resolved: the session (locked by the caller) and its token.
-pub struct SessionRef {
+pub struct SessionRef<'m> {
     pub session: Arc<Mutex<Session>>,
-    pub token: Arc<Token>,
+    pub token: &'m Token,
     pub slot: usize,
     pub rw: bool,
+}
+
+/// Shards of the session table: consecutive handles land in different shards, each on
+/// its own cache line, so threads working on their own sessions share no lock word.
+const SESSION_SHARDS: usize = 16;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(RwLock<HandleMap<Arc<SessionSlot>>>);
+
+#[derive(Default)]
+struct Sessions([Shard; SESSION_SHARDS]);
+
+impl Sessions {
+    fn shard(&self, h: CK_SESSION_HANDLE) -> &RwLock<HandleMap<Arc<SessionSlot>>> {
+        &self.0[(h as usize) % SESSION_SHARDS].0
+    }
+
+    /// Every (handle, slot entry), shard by shard.
+    fn each(&self, mut f: impl FnMut(CK_SESSION_HANDLE, &SessionSlot)) {
+        for sh in &self.0 {
+            for (h, s) in sh.0.read().iter() {
+                f(*h, s);
+            }
+        }
+    }
 }
 
 impl Module {
@@ -91,15 +130,11 @@ impl Module {
     }
 
     /// Resolve a session handle.
-    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<SessionRef> {
-        let s = self
-            .sessions
-            .read()
-            .get(&h)
-            .cloned()
-            .ok_or(CKR_SESSION_HANDLE_INVALID)?;
+    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<SessionRef<'_>> {
+        let map = self.sessions.shard(h).read();
+        let s = map.get(&h).ok_or(CKR_SESSION_HANDLE_INVALID)?;
         Ok(SessionRef {
-            token: self.tokens[s.slot].clone(),
+            token: &self.tokens[s.slot],
             slot: s.slot,
             rw: s.rw,
             session: s.inner.clone(),
@@ -108,9 +143,12 @@ impl Module {
 
     /// (read-only, read-write) session counts of a token. Takes no session lock.
     pub fn session_counts(&self, slot: usize) -> (usize, usize) {
-        let map = self.sessions.read();
-        let rw = map.values().filter(|s| s.slot == slot && s.rw).count();
-        let ro = map.values().filter(|s| s.slot == slot && !s.rw).count();
+        let (mut ro, mut rw) = (0, 0);
+        self.sessions.each(|_, s| match (s.slot == slot, s.rw) {
+            (true, true) => rw += 1,
+            (true, false) => ro += 1,
+            _ => {}
+        });
         (ro, rw)
     }
 
@@ -118,6 +156,7 @@ impl Module {
         let h = self.next_session.fetch_add(1, Ordering::Relaxed) as CK_SESSION_HANDLE;
         let inner = Arc::new(Mutex::new(Session::default()));
         self.sessions
+            .shard(h)
             .write()
             .insert(h, Arc::new(SessionSlot { slot, rw, inner }));
         h
@@ -126,6 +165,7 @@ impl Module {
     fn remove_session(&self, h: CK_SESSION_HANDLE) -> Result<usize> {
         let s = self
             .sessions
+            .shard(h)
             .write()
             .remove(&h)
             .ok_or(CKR_SESSION_HANDLE_INVALID)?;
@@ -133,12 +173,14 @@ impl Module {
     }
 
     fn sessions_of(&self, slot: usize) -> Vec<CK_SESSION_HANDLE> {
-        self.sessions
-            .read()
-            .iter()
-            .filter(|(_, s)| s.slot == slot)
-            .map(|(h, _)| *h)
-            .collect()
+        let mut v = Vec::new();
+        self.sessions.each(|h, s| {
+            if s.slot == slot {
+                v.push(h)
+            }
+        });
+        v.sort_unstable();
+        v
     }
 }
 
@@ -163,10 +205,90 @@ pub(crate) fn key_entry(
             e
         }
     })?;
-    if e.obj.read().key_type.is_none() {
+    if e.obj()?.read().key_type.is_none() {
         return Err(invalid_rv.into());
     }
     Ok(e)
+}
+
+/// What an operation init asks of its key.
+pub(crate) struct KeyUse {
+    /// CKR_KEY_HANDLE_INVALID or another code for a bad handle (see [`key_entry`]).
+    pub invalid_rv: CK_RV,
+    /// The classes allowed for this use.
+    pub classes: &'static [CK_OBJECT_CLASS],
+    /// The usage attribute (CKA_ENCRYPT, CKA_SIGN…).
+    pub flag: CK_ATTRIBUTE_TYPE,
+    pub mech: CK_MECHANISM_TYPE,
+}
+
+/// The prepared key of handle `h` for `u`, checked (class, usage, allowed mechanisms),
+/// and its CKA_ALWAYS_AUTHENTICATE; answered from the session's [`KeyCache`] when
+/// the same key passed the same checks and the token has not changed since.
+///
+/// The key is lent from the cache: the operation takes the one reference it keeps, so
+/// a repeated init touches the key's shared reference count once, not twice.
+pub(crate) fn usable_key<'c>(
+    token: &Token,
+    cache: &'c mut Option<KeyCache>,
+    h: CK_OBJECT_HANDLE,
+    u: KeyUse,
+) -> Result<(&'c Arc<LocalKey>, bool)> {
+    // Read before checking: a change that races with the checks bumps it, so the
+    // entry stored below is stale at once rather than wrongly current.
+    let generation = token.generation();
+    let hit = cache.as_ref().is_some_and(|c| {
+        c.handle == h
+            && c.generation == generation
+            && c.passed.iter().flatten().any(|p| *p == (u.flag, u.mech))
+    });
+    if hit {
+        let c = cache
+            .as_ref()
+            .ok_or_else(|| Error::general("key cache emptied"))?;
+        return Ok((&c.key, c.always_authenticate));
+    }
+    let e = key_entry(token, h, u.invalid_rv)?;
+    let always_authenticate = {
+        let o = e.obj()?.read();
+        check_class(&o, u.classes)?;
+        o.check_usage(u.flag, u.mech)?;
+        o.bool_attr(CKA_ALWAYS_AUTHENTICATE)
+    };
+    let key = token.key(&e)?;
+    let mut passed = [None; 4];
+    passed[0] = Some((u.flag, u.mech));
+    if let Some(c) = cache
+        .take()
+        .filter(|c| c.handle == h && c.generation == generation)
+    {
+        passed[1..].copy_from_slice(&c.passed[..3]);
+    }
+    let c = cache.insert(KeyCache {
+        handle: h,
+        generation,
+        key,
+        always_authenticate,
+        passed,
+        spare: None,
+    });
+    Ok((&c.key, always_authenticate))
+}
+
+impl Module {
+    /// Forget every session's cached key of token `slot` (an object went away: its
+    /// prepared key must not outlive it in a cache).
+    pub(crate) fn clear_key_caches(&self, slot: usize) {
+        let mut sessions = Vec::new();
+        self.sessions.each(|_, s| {
+            if s.slot == slot {
+                sessions.push(s.inner.clone());
+            }
+        });
+        for s in sessions {
+            s.lock().key_cache = None;
+        }
+    }
 }
 
 /// Check the class of a key for a use: `classes` lists the allowed ones.

@@ -28,7 +28,7 @@ pub fn copy(
     let e = s.token.entry(obj)?;
     s.token.ensure_plain(&e)?;
     let copy = e
-        .obj
+        .obj()?
         .read()
         .copy_with(template, s.token.logged_in() == Some(CKU_SO))?;
     s.token.add(copy, h, s.rw)
@@ -38,7 +38,9 @@ pub fn copy(
 pub fn destroy(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<()> {
     let m = module()?;
     let s = m.session(h)?;
-    s.token.destroy(obj, s.rw)
+    s.token.destroy(obj, s.rw)?;
+    m.clear_key_caches(s.slot);
+    Ok(())
 }
 
 /// C_GetObjectSize.
@@ -46,7 +48,7 @@ pub fn size(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE) -> Result<CK_ULONG> {
     let m = module()?;
     let s = m.session(h)?;
     let e = s.token.entry(obj)?;
-    let n = e.obj.read().size();
+    let n = e.obj()?.read().size();
     Ok(n as CK_ULONG)
 }
 
@@ -69,13 +71,13 @@ pub fn get(
     // Reading a secret part of a non-sensitive token key needs it unwrapped; nothing
     // else does (on a KMS token unwrapping is a KMS call).
     let unwrap = {
-        let o = e.obj.read();
+        let o = e.obj()?.read();
         types.iter().any(|t| o.reads_wrapped_secret(*t))
     };
     if unwrap {
         let _ = s.token.ensure_plain(&e);
     }
-    let o = e.obj.read();
+    let o = e.obj()?.read();
     Ok(types
         .iter()
         .map(|t| match o.read(*t) {

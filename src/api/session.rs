@@ -24,6 +24,7 @@ pub fn close(h: CK_SESSION_HANDLE) -> Result<()> {
     let slot = m.remove_session(h)?;
     let t = &m.tokens[slot];
     t.drop_session_objects(h);
+    m.clear_key_caches(slot);
     if m.sessions_of(slot).is_empty() && t.logged_in().is_some() {
         let _ = t.logout();
     }

@@ -1,7 +1,7 @@
 //! Signing and MACing (§5.11), verifying signatures and MACs (§5.12).
 
 use super::crypt::single_part_only;
-use super::{check_class, key_entry, module};
+use super::{module, usable_key, KeyUse};
 use crate::error::{Error, Result};
 use crate::mechanism::{self, Mechanism};
 use crate::session::{keeps_operation, Cap, Output, SignOp, VerifyOp};
@@ -15,15 +15,14 @@ pub fn sign_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE) 
     if g.sign.is_some() {
         return Err(CKR_OPERATION_ACTIVE.into());
     }
-    let e = key_entry(&s.token, key, CKR_KEY_HANDLE_INVALID)?;
-    let needs_auth = {
-        let o = e.obj.read();
-        check_class(&o, &[CKO_SECRET_KEY, CKO_PRIVATE_KEY])?;
-        o.check_usage(CKA_SIGN, mech.mech)?;
-        o.bool_attr(CKA_ALWAYS_AUTHENTICATE)
+    let use_ = KeyUse {
+        invalid_rv: CKR_KEY_HANDLE_INVALID,
+        classes: &[CKO_SECRET_KEY, CKO_PRIVATE_KEY],
+        flag: CKA_SIGN,
+        mech: mech.mech,
     };
-    let k = s.token.key(&e)?;
-    let op = mechanism::sign_init(mech, &k)?;
+    let (k, needs_auth) = usable_key(s.token, &mut g.key_cache, key, use_)?;
+    let op = mechanism::sign_init(mech, k)?;
     g.sign = Some(SignOp {
         op,
         multi: false,
@@ -96,14 +95,14 @@ pub fn verify_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE
     if g.verify.is_some() {
         return Err(CKR_OPERATION_ACTIVE.into());
     }
-    let e = key_entry(&s.token, key, CKR_KEY_HANDLE_INVALID)?;
-    {
-        let o = e.obj.read();
-        check_class(&o, &[CKO_SECRET_KEY, CKO_PUBLIC_KEY])?;
-        o.check_usage(CKA_VERIFY, mech.mech)?;
-    }
-    let k = s.token.key(&e)?;
-    let op = mechanism::verify_init(mech, &k)?;
+    let use_ = KeyUse {
+        invalid_rv: CKR_KEY_HANDLE_INVALID,
+        classes: &[CKO_SECRET_KEY, CKO_PUBLIC_KEY],
+        flag: CKA_VERIFY,
+        mech: mech.mech,
+    };
+    let (k, _) = usable_key(s.token, &mut g.key_cache, key, use_)?;
+    let op = mechanism::verify_init(mech, k)?;
     g.verify = Some(VerifyOp {
         op,
         multi: false,

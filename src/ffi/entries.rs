@@ -2,7 +2,9 @@
 //! writes the results back; the spec section is named where it helps.
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
-use super::{bytes, c_string, entry, mechanism, out_bytes, out_list, pin, put, template};
+use super::{
+    bytes, c_string, entry, mechanism, out_bytes, out_bytes_direct, out_list, pin, put, template,
+};
 use crate::api::{self, crypt::Dir, crypt::Step, object::AttrOut};
 use crate::error::Error;
 use cryptoki_sys::*;
@@ -349,7 +351,7 @@ macro_rules! cipher_entries {
         entry! {
             fn $one(hSession: CK_SESSION_HANDLE, pData: CK_BYTE_PTR, ulDataLen: CK_ULONG, pOut: CK_BYTE_PTR, pulOutLen: CK_ULONG_PTR) {
                 let d = bytes(pData, ulDataLen)?;
-                out_bytes(pOut, pulOutLen, |cap| api::crypt::step(hSession, $dir, Step::Single, d, cap))
+                out_bytes_direct(pOut, pulOutLen, d, |cap, direct| api::crypt::single(hSession, $dir, d, cap, direct))
             }
         }
         entry! {

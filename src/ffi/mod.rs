@@ -101,6 +101,10 @@ pub(crate) unsafe fn out_bytes(
             *len = n as CK_ULONG;
             Ok(())
         }
+        Ok(Output::Written(n)) => {
+            *len = n as CK_ULONG;
+            Ok(())
+        }
         Ok(Output::Bytes(b)) => {
             if !b.is_empty() {
                 std::ptr::copy_nonoverlapping(b.as_ptr(), buf, b.len());
@@ -115,6 +119,38 @@ pub(crate) unsafe fn out_bytes(
             Err(e)
         }
     }
+}
+
+/// [`out_bytes`] for a single-part call that can write its output straight into the
+/// caller's buffer: `f` also gets that buffer as a slice (`None` for a NULL buffer, or
+/// when it overlaps `input`, since the two slices must not alias; the call then takes
+/// the copying path). The slice covers the `*len` bytes the caller says it has.
+pub(crate) unsafe fn out_bytes_direct(
+    buf: *mut u8,
+    len: *mut CK_ULONG,
+    input: &[u8],
+    f: impl FnOnce(Cap, Option<&mut [u8]>) -> Result<Output>,
+) -> Result<()> {
+    if len.is_null() {
+        return Err(CKR_ARGUMENTS_BAD.into());
+    }
+    let mut direct = None;
+    if !buf.is_null() {
+        let cap = usize::try_from(*len).unwrap_or(usize::MAX);
+        let (b, i) = (buf as usize, input.as_ptr() as usize);
+        // A length no real buffer can have (past the address space, or more than a
+        // slice may span) gets the copying path, which writes only what it produced.
+        let sane = cap <= isize::MAX as usize && b.checked_add(cap).is_some();
+        let apart = input.is_empty()
+            || b.checked_add(cap).is_some_and(|end| end <= i)
+            || i.checked_add(input.len()).is_some_and(|end| end <= b);
+        if sane && apart {
+            // SAFETY: the caller promises `*len` writable bytes at `buf` (§5.2); they
+            // do not overlap `input`, so this is the only reference to them.
+            direct = Some(std::slice::from_raw_parts_mut(buf, cap));
+        }
+    }
+    out_bytes(buf, len, |cap| f(cap, direct.take()))
 }
 
 /// The same convention for lists of CK_ULONG-sized items (slots, mechanisms).
@@ -191,14 +227,14 @@ pub(crate) unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
             if m.ulParameterLen as usize == std::mem::size_of::<GcmParamsV240>() {
                 let g: GcmParamsV240 = param_struct(&m)?;
                 MechParam::Gcm {
-                    iv: bytes(g.p_iv, g.iv_len).map_err(|_| bad())?.to_vec(),
+                    iv: bytes(g.p_iv, g.iv_len).map_err(|_| bad())?.into(),
                     aad: bytes(g.p_aad, g.aad_len).map_err(|_| bad())?.to_vec(),
                     tag_bits: g.tag_bits as u64,
                 }
             } else {
                 let g: CK_GCM_PARAMS = param_struct(&m)?;
                 MechParam::Gcm {
-                    iv: bytes(g.pIv, g.ulIvLen).map_err(|_| bad())?.to_vec(),
+                    iv: bytes(g.pIv, g.ulIvLen).map_err(|_| bad())?.into(),
                     aad: bytes(g.pAAD, g.ulAADLen).map_err(|_| bad())?.to_vec(),
                     tag_bits: g.ulTagBits as u64,
                 }

@@ -22,7 +22,7 @@ pub enum MechParam {
     Bytes(Vec<u8>),
     /// `CK_GCM_PARAMS`.
     Gcm {
-        iv: Vec<u8>,
+        iv: GcmIv,
         aad: Vec<u8>,
         tag_bits: u64,
     },
@@ -42,6 +42,33 @@ pub enum MechParam {
     },
     /// A `CK_ULONG` parameter (e.g. `CK_MAC_GENERAL_PARAMS` output length).
     Ulong(u64),
+}
+
+/// A GCM IV: 96 bits inline (the usual length: no allocation per C_EncryptInit), any
+/// other length on the heap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GcmIv {
+    Std([u8; 12]),
+    Other(Vec<u8>),
+}
+
+impl From<&[u8]> for GcmIv {
+    fn from(v: &[u8]) -> GcmIv {
+        match <[u8; 12]>::try_from(v) {
+            Ok(a) => GcmIv::Std(a),
+            Err(_) => GcmIv::Other(v.to_vec()),
+        }
+    }
+}
+
+impl std::ops::Deref for GcmIv {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            GcmIv::Std(a) => a,
+            GcmIv::Other(v) => v,
+        }
+    }
 }
 
 /// A mechanism with its typed parameter.
@@ -174,6 +201,21 @@ pub trait Cipher: Send {
         None
     }
 
+    /// C_Encrypt / C_Decrypt straight into the caller's buffer `out`, which holds at
+    /// least `max_output(input.len(), true)` bytes: the number of bytes written.
+    /// `None` when this operation has no such path (the caller then uses `oneshot`).
+    /// On an error `out` holds nothing usable (a failed decryption leaves zeros).
+    fn oneshot_into(&mut self, _input: &[u8], _out: &mut [u8]) -> Option<Result<usize>> {
+        None
+    }
+
+    /// The prepared key this operation holds, handed back when it has ended, so the
+    /// session can give it to its next operation without touching the key's shared
+    /// reference count (two threads using one key would both write that cache line).
+    fn into_key(self: Box<Self>) -> Option<Arc<LocalKey>> {
+        None
+    }
+
     /// C_Encrypt / C_Decrypt: the whole input at once.
     fn oneshot(&mut self, input: &[u8]) -> Result<Vec<u8>> {
         let mut out = self.update(input)?;
@@ -239,12 +281,19 @@ pub fn registry() -> &'static [MechInfo] {
     &ALL
 }
 
-/// Look one mechanism up; `CKR_MECHANISM_INVALID` if absent.
+/// Look one mechanism up; `CKR_MECHANISM_INVALID` if absent. Every operation init
+/// asks, so this is a binary search, not a scan of the registry.
 pub fn info(mech: CK_MECHANISM_TYPE) -> Result<&'static MechInfo> {
-    registry()
-        .iter()
-        .find(|m| m.mech == mech)
-        .ok_or(Error::new(CKR_MECHANISM_INVALID))
+    use std::sync::LazyLock;
+    static SORTED: LazyLock<Vec<&'static MechInfo>> = LazyLock::new(|| {
+        let mut v: Vec<&'static MechInfo> = registry().iter().collect();
+        v.sort_by_key(|m| m.mech);
+        v
+    });
+    SORTED
+        .binary_search_by_key(&mech, |m| m.mech)
+        .map(|i| SORTED[i])
+        .map_err(|_| Error::new(CKR_MECHANISM_INVALID))
 }
 
 fn is_secret(key: &LocalKey) -> bool {
@@ -259,6 +308,17 @@ pub fn encrypt_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn Cipher
         sym::encrypt_init(m, key)
     } else {
         asym::encrypt_init(m, key)
+    }
+}
+
+/// [`encrypt_init`] or [`decrypt_init`] with a key reference the operation keeps
+/// (no reference count change for a secret key).
+pub fn cipher_init(m: &Mechanism, key: Arc<LocalKey>, encrypt: bool) -> Result<Box<dyn Cipher>> {
+    info(m.mech)?;
+    match (is_secret(&key), encrypt) {
+        (true, _) => sym::cipher_init(m, key, encrypt),
+        (false, true) => asym::encrypt_init(m, &key),
+        (false, false) => asym::decrypt_init(m, &key),
     }
 }
 
@@ -322,5 +382,32 @@ pub fn curve_field_len(c: Curve) -> usize {
         Curve::P384 => 48,
         Curve::P521 => 66,
         Curve::K256 => 32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The binary search answers exactly the registry's rows, each mechanism once.
+    #[test]
+    fn info_finds_every_row_and_nothing_else() {
+        for r in registry() {
+            assert_eq!(
+                registry().iter().filter(|o| o.mech == r.mech).count(),
+                1,
+                "duplicate {:#x}",
+                r.mech
+            );
+            assert!(std::ptr::eq(info(r.mech).expect("in registry"), r));
+        }
+        for absent in [0, 0xdead_beef, CKM_VENDOR_DEFINED, CK_MECHANISM_TYPE::MAX] {
+            if registry().iter().all(|r| r.mech != absent) {
+                assert_eq!(
+                    info(absent).err().map(|e| e.rv()),
+                    Some(CKR_MECHANISM_INVALID)
+                );
+            }
+        }
     }
 }

@@ -279,15 +279,18 @@ fn take(mut v: Zeroizing<Vec<u8>>) -> Vec<u8> {
 }
 
 pub(super) fn encrypt_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn Cipher>> {
-    cipher_init(m, key, true)
+    cipher_init(m, Arc::clone(key), true)
 }
 
 pub(super) fn decrypt_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn Cipher>> {
-    cipher_init(m, key, false)
+    cipher_init(m, Arc::clone(key), false)
 }
 
-fn cipher_init(m: &Mechanism, key: &Arc<LocalKey>, encrypt: bool) -> Result<Box<dyn Cipher>> {
-    let key = Arc::clone(key);
+pub(super) fn cipher_init(
+    m: &Mechanism,
+    key: Arc<LocalKey>,
+    encrypt: bool,
+) -> Result<Box<dyn Cipher>> {
     match m.mech {
         CKM_AES_ECB | CKM_AES_CBC | CKM_AES_CBC_PAD => {
             let mode = match m.mech {
@@ -606,7 +609,7 @@ impl Cipher for CtrOp {
 struct GcmOp {
     key: Arc<LocalKey>,
     encrypt: bool,
-    iv: Vec<u8>,
+    iv: super::GcmIv,
     aad: Vec<u8>,
     tag_len: usize,
     buf: Zeroizing<Vec<u8>>,
@@ -644,6 +647,23 @@ impl Cipher for GcmOp {
         Ok(Vec::new())
     }
 
+    fn into_key(self: Box<Self>) -> Option<Arc<LocalKey>> {
+        Some(self.key)
+    }
+
+    /// The single-part fast path for a 96-bit IV (and, decrypting, a full tag): aws-lc
+    /// reads the caller's input and writes the caller's buffer, nothing in between.
+    fn oneshot_into(&mut self, input: &[u8], out: &mut [u8]) -> Option<Result<usize>> {
+        if self.done || !self.buf.is_empty() || self.iv.len() != 12 {
+            return None;
+        }
+        if !self.encrypt && self.tag_len != BLOCK {
+            return None;
+        }
+        self.done = true;
+        Some(self.seal_or_open(input, out))
+    }
+
     fn finish(&mut self) -> Result<Vec<u8>> {
         if self.done {
             return Err(ended());
@@ -653,7 +673,7 @@ impl Cipher for GcmOp {
         let gk = gcm_key(&self.key)?;
         if self.encrypt {
             let tag = if self.iv.len() == 12 {
-                let nonce = aead::Nonce::try_assume_unique_for_key(&self.iv).map_err(lc)?;
+                let nonce = aead::Nonce::try_assume_unique_for_key(&self.iv[..]).map_err(lc)?;
                 let aad = aead::Aad::from(&self.aad[..]);
                 let t = gk
                     .aead
@@ -674,7 +694,7 @@ impl Cipher for GcmOp {
             return Err(CKR_ENCRYPTED_DATA_LEN_RANGE.into());
         };
         if self.iv.len() == 12 && self.tag_len == BLOCK {
-            let nonce = aead::Nonce::try_assume_unique_for_key(&self.iv).map_err(lc)?;
+            let nonce = aead::Nonce::try_assume_unique_for_key(&self.iv[..]).map_err(lc)?;
             let aad = aead::Aad::from(&self.aad[..]);
             gk.aead
                 .open_in_place(nonce, aad, &mut data)
@@ -689,6 +709,50 @@ impl Cipher for GcmOp {
         }
         data.truncate(ct_len);
         Ok(take(data))
+    }
+}
+
+impl GcmOp {
+    /// Out of place, 96-bit IV: encrypt `input` into `out` (ciphertext then tag), or
+    /// open `input` (ciphertext then a 16-byte tag) into `out`. `out` is large enough.
+    fn seal_or_open(&self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        let max = GCM_MAX_DATA + if self.encrypt { 0 } else { BLOCK as u64 };
+        if input.len() as u64 > max {
+            return Err(if self.encrypt {
+                CKR_DATA_LEN_RANGE
+            } else {
+                CKR_ENCRYPTED_DATA_LEN_RANGE
+            }
+            .into());
+        }
+        let gk = gcm_key(&self.key)?;
+        let nonce = aead::Nonce::try_assume_unique_for_key(&self.iv[..]).map_err(lc)?;
+        let aad = aead::Aad::from(&self.aad[..]);
+        let n = input.len();
+        if self.encrypt {
+            let (ct, rest) = out.split_at_mut(n);
+            let mut tag = [0u8; BLOCK];
+            gk.aead
+                .seal_out_of_place_scatter(nonce, aad, input, ct, &[], &mut tag)
+                .map_err(lc)?;
+            rest[..self.tag_len].copy_from_slice(&tag[..self.tag_len]);
+            return Ok(n + self.tag_len);
+        }
+        let ct_len = n
+            .checked_sub(BLOCK)
+            .ok_or(Error::new(CKR_ENCRYPTED_DATA_LEN_RANGE))?;
+        let (ct, tag) = input.split_at(ct_len);
+        let pt = &mut out[..ct_len];
+        if gk
+            .aead
+            .open_separate_gather(nonce, aad, ct, tag, pt)
+            .is_err()
+        {
+            // aws-lc clears it already; say so here rather than rely on it.
+            pt.zeroize();
+            return Err(CKR_ENCRYPTED_DATA_INVALID.into());
+        }
+        Ok(ct_len)
     }
 }
 
@@ -1677,7 +1741,7 @@ mod tests {
         mech(
             CKM_AES_GCM,
             MechParam::Gcm {
-                iv: iv.to_vec(),
+                iv: iv.into(),
                 aad: aad.to_vec(),
                 tag_bits,
             },

@@ -832,6 +832,87 @@ fn encode_attrs(attrs: &BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>) -> Vec<u8> {
     out
 }
 
+/// The attributes the token's index and visibility check need (CKA_CLASS, CKA_PRIVATE,
+/// CKA_LABEL, CKA_ID), as stored, so that an object loaded from the store need not be
+/// decoded until it is used.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub class: CK_OBJECT_CLASS,
+    pub private: bool,
+    /// Stored bytes of the summarized attributes, in [`SUMMARY_TYPES`] order.
+    raw: [Option<Vec<u8>>; 4],
+}
+
+/// The attribute types a [`Summary`] holds.
+pub const SUMMARY_TYPES: [CK_ATTRIBUTE_TYPE; 4] = [CKA_CLASS, CKA_PRIVATE, CKA_LABEL, CKA_ID];
+
+impl Summary {
+    fn from_raw(raw: [Option<Vec<u8>>; 4]) -> Option<Summary> {
+        let class = raw[0].as_deref().and_then(as_ulong)?;
+        let private = matches!(raw[1].as_deref(), Some([b]) if *b != CK_FALSE);
+        Some(Summary {
+            class,
+            private,
+            raw,
+        })
+    }
+
+    /// The stored value of one summarized attribute (`None` if absent or not summarized).
+    pub fn get(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        let i = SUMMARY_TYPES.iter().position(|t| *t == ty)?;
+        self.raw[i].as_deref()
+    }
+
+    /// `(could match, decided)`: false if a summarized attribute of `t` differs; `decided`
+    /// when `t` names only summarized attributes (else the object itself must be asked).
+    pub fn prefilter(&self, t: &[Attr]) -> (bool, bool) {
+        let mut decided = true;
+        for (ty, v) in t {
+            match SUMMARY_TYPES.iter().position(|x| x == ty) {
+                Some(i) => {
+                    if self.raw[i].as_deref() != Some(v.as_slice()) {
+                        return (false, true);
+                    }
+                }
+                None => decided = false,
+            }
+        }
+        (true, decided)
+    }
+}
+
+/// The summary of a stored attribute blob, checking the blob's whole structure as
+/// [`Object::from_stored`] does (so a blob that summarizes also decodes).
+pub fn summarize(mut b: &[u8]) -> Option<Summary> {
+    if b.first() != Some(&1) {
+        return None;
+    }
+    b = &b[1..];
+    let mut raw: [Option<Vec<u8>>; 4] = Default::default();
+    while !b.is_empty() {
+        let ty = u64::from_le_bytes(b.get(..8)?.try_into().ok()?) as CK_ATTRIBUTE_TYPE;
+        let len = u32::from_le_bytes(b.get(8..12)?.try_into().ok()?) as usize;
+        let v = b.get(12..12usize.checked_add(len)?)?;
+        if let Some(i) = SUMMARY_TYPES.iter().position(|t| *t == ty) {
+            raw[i] = Some(v.to_vec());
+        }
+        b = &b[12 + len..];
+    }
+    Summary::from_raw(raw)
+}
+
+impl Object {
+    /// This object's [`Summary`].
+    pub fn summary(&self) -> Summary {
+        let raw = SUMMARY_TYPES.map(|t| self.attrs.get(&t).cloned());
+        Summary::from_raw(raw).unwrap_or(Summary {
+            class: self.class,
+            private: self.is_private(),
+            raw: Default::default(),
+        })
+    }
+}
+
 fn decode_attrs(mut b: &[u8]) -> Option<BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>> {
     if b.first() != Some(&1) {
         return None;

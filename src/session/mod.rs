@@ -3,8 +3,9 @@
 //! operation ends on success of its final call or on any error except a length query.
 
 use crate::error::{Error, Result};
-use crate::mechanism::{Cipher, Digester, Signer, Verifier};
+use crate::mechanism::{Cipher, Digester, LocalKey, Signer, Verifier};
 use cryptoki_sys::*;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Output held back after a length query (NULL buffer) or a short buffer, so the
@@ -52,6 +53,23 @@ pub struct FindOp {
     pub pos: usize,
 }
 
+/// The key this session last started an operation with, and the checks it passed: an
+/// init with the same key (the usual loop) then skips the object table, the object's
+/// lock and the attribute checks, and touches no lock another thread also takes. Valid
+/// while the token's generation ([`crate::token::Token::generation`]) is unchanged;
+/// cleared on logout and when the object is destroyed.
+pub struct KeyCache {
+    pub handle: CK_OBJECT_HANDLE,
+    pub generation: u64,
+    pub key: Arc<LocalKey>,
+    pub always_authenticate: bool,
+    /// A second reference to `key`, handed back by the last operation that ended: the
+    /// next operation takes it instead of a new one (see `Cipher::into_key`).
+    pub spare: Option<Arc<LocalKey>>,
+    /// (usage attribute, mechanism) pairs this key was checked for, most recent first.
+    pub passed: [Option<(CK_ATTRIBUTE_TYPE, CK_MECHANISM_TYPE)>; 4],
+}
+
 /// One session's operations. Its handle, slot and read-write flag never change and
 /// live beside it in the session table (`api::SessionSlot`), outside this lock.
 #[derive(Default)]
@@ -62,6 +80,7 @@ pub struct Session {
     pub sign: Option<SignOp>,
     pub verify: Option<VerifyOp>,
     pub digest: Option<DigestOp>,
+    pub key_cache: Option<KeyCache>,
 }
 
 impl Session {
@@ -81,12 +100,15 @@ pub type Cap = Option<usize>;
 pub enum Output {
     Len(usize),
     Bytes(Vec<u8>),
+    /// This many bytes were written straight into the caller's buffer (the single-part
+    /// fast path: no intermediate copy).
+    Written(usize),
 }
 
 impl Output {
     pub fn len(&self) -> usize {
         match self {
-            Output::Len(n) => *n,
+            Output::Len(n) | Output::Written(n) => *n,
             Output::Bytes(b) => b.len(),
         }
     }

@@ -11,15 +11,15 @@ use crate::backend::Kek;
 use crate::config::TokenConfig;
 use crate::error::{Error, Result};
 use crate::mechanism::{KeyMaterial, LocalKey, Mechanism};
-use crate::object::{Attr, Object, Secret};
+use crate::object::{Attr, Object, Secret, Summary};
 #[cfg(feature = "aws")]
 use crate::store::hex;
 use crate::store::{Store, StoredObject};
 use cryptoki_sys::*;
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Process-wide object handle counter: handles are never reused within a process.
 static NEXT_OBJECT: AtomicU64 = AtomicU64::new(1);
@@ -28,12 +28,45 @@ fn next_handle() -> CK_OBJECT_HANDLE {
     NEXT_OBJECT.fetch_add(1, Ordering::Relaxed) as CK_OBJECT_HANDLE
 }
 
-/// One object with its process-local handle and its prepared key.
+/// A hasher for handles (counters we hand out, never attacker-chosen keys): one
+/// multiplication instead of SipHash on every lookup.
+#[derive(Default, Clone, Copy)]
+pub struct HandleHasher(u64);
+
+impl std::hash::Hasher for HandleHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by handles.
+pub type HandleMap<V> = HashMap<CK_ULONG, V, std::hash::BuildHasherDefault<HandleHasher>>;
+
+/// A set of handles.
+type HandleSet = HashSet<CK_OBJECT_HANDLE, std::hash::BuildHasherDefault<HandleHasher>>;
+
+/// One object with its process-local handle and its prepared key. An object loaded
+/// from the store is decoded on first use: opening a token with many objects costs one
+/// read of the store and a [`Summary`] per object, not a full decoding.
 pub struct Entry {
     pub handle: CK_OBJECT_HANDLE,
     /// The owning session of a session object.
     pub session: Option<CK_SESSION_HANDLE>,
-    pub obj: RwLock<Object>,
+    /// The object's uid (it never changes).
+    pub uid: [u8; 16],
+    obj: OnceLock<RwLock<Object>>,
+    /// The stored form of an entry not decoded yet.
+    pending: Mutex<Option<StoredObject>>,
+    /// Class, CKA_PRIVATE, CKA_LABEL, CKA_ID: what the index and visibility checks read.
+    summary: RwLock<Summary>,
     /// Read-mostly: every operation init clones the Arc; only the first use writes.
     key: RwLock<Option<Arc<LocalKey>>>,
     /// The KMS key id of an object mirrored from a KMS key (not a row of the store).
@@ -42,13 +75,256 @@ pub struct Entry {
 
 impl Entry {
     fn new(obj: Object, session: Option<CK_SESSION_HANDLE>) -> Arc<Entry> {
-        Arc::new(Entry {
+        Arc::new(Entry::decoded(obj, session, None))
+    }
+
+    fn decoded(obj: Object, session: Option<CK_SESSION_HANDLE>, remote: Option<String>) -> Entry {
+        Entry {
             handle: next_handle(),
             session,
-            obj: RwLock::new(obj),
+            uid: obj.uid,
+            summary: RwLock::new(obj.summary()),
+            obj: OnceLock::from(RwLock::new(obj)),
+            pending: Mutex::new(None),
+            key: RwLock::new(None),
+            remote,
+        }
+    }
+
+    /// An entry for a stored object, decoded later. A blob that does not summarize
+    /// (corrupt) is an error now, as a full decoding would be.
+    fn stored(s: StoredObject) -> Result<Arc<Entry>> {
+        Ok(Arc::new(Entry {
+            handle: next_handle(),
+            session: None,
+            uid: s.uid,
+            summary: RwLock::new(summary_of(&s)?),
+            obj: OnceLock::new(),
+            pending: Mutex::new(Some(s)),
             key: RwLock::new(None),
             remote: None,
-        })
+        }))
+    }
+
+    /// The object, decoding it on first use.
+    pub fn obj(&self) -> Result<&RwLock<Object>> {
+        if let Some(o) = self.obj.get() {
+            return Ok(o);
+        }
+        let mut p = self.pending.lock();
+        if let Some(o) = self.obj.get() {
+            return Ok(o);
+        }
+        let s = p
+            .as_ref()
+            .ok_or_else(|| Error::general("object entry without a form"))?;
+        let o = Object::from_stored(s.uid, &s.attrs, s.secret.clone())?;
+        let r = self.obj.get_or_init(|| RwLock::new(o));
+        *p = None;
+        Ok(r)
+    }
+
+    /// The same object under a new handle (its old handle becomes invalid), with no
+    /// prepared key.
+    fn rehandled(&self) -> Entry {
+        let pending = self.pending.lock();
+        Entry {
+            handle: next_handle(),
+            session: self.session,
+            uid: self.uid,
+            obj: match self.obj.get() {
+                Some(o) => OnceLock::from(RwLock::new(o.read().clone())),
+                None => OnceLock::new(),
+            },
+            pending: Mutex::new(pending.clone()),
+            summary: RwLock::new(self.summary.read().clone()),
+            key: RwLock::new(None),
+            remote: self.remote.clone(),
+        }
+    }
+
+    /// The object if it was decoded already.
+    fn decoded_obj(&self) -> Option<&RwLock<Object>> {
+        self.obj.get()
+    }
+
+    /// Whether the object is private (no decoding).
+    pub fn is_private(&self) -> bool {
+        self.summary.read().private
+    }
+
+    /// The object's class (no decoding).
+    pub fn class(&self) -> CK_OBJECT_CLASS {
+        self.summary.read().class
+    }
+
+    /// Take the stored form `s` of this entry's object (another process changed it):
+    /// a changed object is replaced and its prepared key forgotten.
+    fn refresh_from(&self, s: StoredObject) -> Result<()> {
+        let mut p = self.pending.lock();
+        match self.obj.get() {
+            None => {
+                if p.as_ref() != Some(&s) {
+                    *self.summary.write() = summary_of(&s)?;
+                    *p = Some(s);
+                    *self.key.write() = None;
+                }
+            }
+            Some(lock) => {
+                let mut o = lock.write();
+                let same = o.encode_attrs() == s.attrs
+                    && match (&o.secret, &s.secret) {
+                        (Secret::Plain(_), Some(_)) => true,
+                        (Secret::Wrapped(a), Some(b)) => a == b,
+                        (Secret::None, None) => true,
+                        _ => false,
+                    };
+                if !same {
+                    let fresh = Object::from_stored(s.uid, &s.attrs, s.secret)?;
+                    *self.summary.write() = fresh.summary();
+                    *o = fresh;
+                    *self.key.write() = None;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn summary_of(s: &StoredObject) -> Result<Summary> {
+    crate::object::summarize(&s.attrs).ok_or_else(|| {
+        Error::device(format!(
+            "object {}: corrupt attributes",
+            crate::store::hex(&s.uid)
+        ))
+    })
+}
+
+/// A token's objects by handle, indexed by CKA_LABEL, CKA_ID and class. These methods
+/// are the only way the map changes, so the indexes cannot drift from it.
+#[derive(Default)]
+struct Objects {
+    map: HandleMap<Arc<Entry>>,
+    by_label: HashMap<Vec<u8>, HandleSet>,
+    by_id: HashMap<Vec<u8>, HandleSet>,
+    by_class: HandleMap<HandleSet>,
+}
+
+impl Objects {
+    fn index(&mut self, h: CK_OBJECT_HANDLE, s: &Summary) {
+        fn put(m: &mut HashMap<Vec<u8>, HandleSet>, k: &[u8], h: CK_OBJECT_HANDLE) {
+            match m.get_mut(k) {
+                Some(set) => {
+                    set.insert(h);
+                }
+                None => {
+                    m.insert(k.to_vec(), HandleSet::from_iter([h]));
+                }
+            }
+        }
+        if let Some(l) = s.get(CKA_LABEL) {
+            put(&mut self.by_label, l, h);
+        }
+        if let Some(i) = s.get(CKA_ID) {
+            put(&mut self.by_id, i, h);
+        }
+        self.by_class.entry(s.class).or_default().insert(h);
+    }
+
+    fn unindex(&mut self, h: CK_OBJECT_HANDLE, s: &Summary) {
+        fn out<K: std::hash::Hash + Eq, S: std::hash::BuildHasher>(
+            m: &mut HashMap<K, HandleSet, S>,
+            k: &K,
+            h: CK_OBJECT_HANDLE,
+        ) {
+            if let Some(set) = m.get_mut(k) {
+                set.remove(&h);
+                if set.is_empty() {
+                    m.remove(k);
+                }
+            }
+        }
+        if let Some(l) = s.get(CKA_LABEL) {
+            out(&mut self.by_label, &l.to_vec(), h);
+        }
+        if let Some(i) = s.get(CKA_ID) {
+            out(&mut self.by_id, &i.to_vec(), h);
+        }
+        out(&mut self.by_class, &s.class, h);
+    }
+
+    fn insert(&mut self, e: Arc<Entry>) {
+        let h = e.handle;
+        self.remove(h);
+        self.index(h, &e.summary.read());
+        self.map.insert(h, e);
+    }
+
+    fn remove(&mut self, h: CK_OBJECT_HANDLE) -> Option<Arc<Entry>> {
+        let e = self.map.remove(&h)?;
+        let s = e.summary.read().clone();
+        self.unindex(h, &s);
+        Some(e)
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
+        let gone: Vec<CK_OBJECT_HANDLE> = self
+            .map
+            .values()
+            .filter(|e| !keep(e))
+            .map(|e| e.handle)
+            .collect();
+        for h in gone {
+            self.remove(h);
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Objects::default();
+    }
+
+    fn get(&self, h: CK_OBJECT_HANDLE) -> Option<&Arc<Entry>> {
+        self.map.get(&h)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Arc<Entry>> {
+        self.map.values()
+    }
+
+    /// Re-index an entry whose summarized attributes changed.
+    fn resummarize(&mut self, h: CK_OBJECT_HANDLE, next: Summary) {
+        let Some(e) = self.map.get(&h).cloned() else {
+            return;
+        };
+        let old = std::mem::replace(&mut *e.summary.write(), next.clone());
+        self.unindex(h, &old);
+        self.index(h, &next);
+    }
+
+    /// The handles that can match `t`: the smallest index bucket `t` selects (by
+    /// label, id or class), or every handle when `t` names none of them.
+    fn candidates(&self, t: &[Attr]) -> Vec<CK_OBJECT_HANDLE> {
+        let mut best: Option<&HandleSet> = None;
+        let empty = HandleSet::default();
+        for (ty, v) in t {
+            let set = match *ty {
+                CKA_LABEL => self.by_label.get(v.as_slice()),
+                CKA_ID => self.by_id.get(v.as_slice()),
+                CKA_CLASS => match crate::object::attrs::as_ulong(v) {
+                    Some(c) => self.by_class.get(&c),
+                    None => None,
+                },
+                _ => continue,
+            };
+            let set = set.unwrap_or(&empty);
+            if best.is_none_or(|b| set.len() < b.len()) {
+                best = Some(set);
+            }
+        }
+        match best {
+            Some(b) => b.iter().copied().collect(),
+            None => self.map.keys().copied().collect(),
+        }
     }
 }
 
@@ -85,9 +361,16 @@ pub struct Token {
     #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     remote_state: Mutex<RemoteState>,
     login: RwLock<Login>,
-    objects: RwLock<HashMap<CK_OBJECT_HANDLE, Arc<Entry>>>,
-    /// Serializes reloads from the store.
+    objects: RwLock<Objects>,
+    /// Serializes reloads from the store with this process's own token-object changes
+    /// (store write + map update as one step), so a reload never sees half a change: a
+    /// committed row whose entry is not in the map yet (a second entry for the object),
+    /// or an entry whose row is not committed yet (the object dropped or its change lost).
     reload: Mutex<()>,
+    /// Bumped by every change that can alter what a handle resolves to or what its
+    /// object allows (login state, objects replaced, changed or removed): sessions'
+    /// key caches are valid only for the generation they were filled in.
+    generation: AtomicU64,
 }
 
 impl Token {
@@ -112,11 +395,21 @@ impl Token {
             kek,
             remote_state: Mutex::new(RemoteState::default()),
             login: RwLock::new(Login::default()),
-            objects: RwLock::new(HashMap::new()),
+            objects: RwLock::new(Objects::default()),
             reload: Mutex::new(()),
+            generation: AtomicU64::new(0),
         };
         t.reload_from_store()?;
         Ok(t)
+    }
+
+    /// See the `generation` field.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn store(&self) -> &Arc<Store> {
@@ -131,37 +424,21 @@ impl Token {
         let mut map = self.objects.write();
         let mut by_uid: HashMap<[u8; 16], Arc<Entry>> = map
             .values()
-            .filter(|e| e.session.is_none())
-            .map(|e| (e.obj.read().uid, e.clone()))
+            .filter(|e| e.session.is_none() && e.remote.is_none())
+            .map(|e| (e.uid, e.clone()))
             .collect();
-        map.retain(|_, e| e.session.is_some() || e.remote.is_some());
+        map.retain(|e| e.session.is_some() || e.remote.is_some());
         for s in stored {
-            let fresh = Object::from_stored(s.uid, &s.attrs, s.secret.clone())?;
             match by_uid.remove(&s.uid) {
                 Some(e) => {
-                    {
-                        let mut o = e.obj.write();
-                        let same = o.encode_attrs() == s.attrs
-                            && match (&o.secret, &s.secret) {
-                                (Secret::Plain(_), Some(_)) => true,
-                                (Secret::Wrapped(a), Some(b)) => a == b,
-                                (Secret::None, None) => true,
-                                _ => false,
-                            };
-                        if !same {
-                            *o = fresh;
-                            *e.key.write() = None;
-                        }
-                    }
-                    map.insert(e.handle, e);
+                    e.refresh_from(s)?;
+                    map.insert(e);
                 }
-                None => {
-                    let e = Entry::new(fresh, None);
-                    map.insert(e.handle, e);
-                }
+                None => map.insert(Entry::stored(s)?),
             }
         }
         drop(map);
+        self.changed();
         #[cfg(feature = "aws")]
         if let Kek::Aws(b) = &self.kek {
             // From the cache only: opening a token or noticing another process's commit
@@ -182,7 +459,8 @@ impl Token {
         let mut map = self.objects.write();
         let listed: std::collections::HashSet<&str> =
             l.keys.iter().map(|k| k.key_id.as_str()).collect();
-        map.retain(|_, e| e.remote.as_deref().is_none_or(|k| listed.contains(k)));
+        map.retain(|e| e.remote.as_deref().is_none_or(|k| listed.contains(k)));
+        self.changed();
         let have: std::collections::HashSet<String> =
             map.values().filter_map(|e| e.remote.clone()).collect();
         for k in &l.keys {
@@ -191,12 +469,15 @@ impl Token {
                 // the one listed: same handles, attributes from the listing.
                 let (label, id) = remote::label_and_id(b, k);
                 let spki = remote::unhex(&k.spki).unwrap_or_default();
-                for e in map
+                let mine: Vec<Arc<Entry>> = map
                     .values()
                     .filter(|e| e.remote.as_deref() == Some(&k.key_id))
-                {
+                    .cloned()
+                    .collect();
+                for e in mine {
+                    let Ok(lock) = e.obj() else { continue };
                     let stale = {
-                        let o = e.obj.read();
+                        let o = lock.read();
                         o.attr(CKA_LABEL) != Some(&label[..])
                             || o.attr(CKA_ID) != Some(&id[..])
                             || o.attr(CKA_PUBLIC_KEY_INFO) != Some(&spki[..])
@@ -206,8 +487,13 @@ impl Token {
                     }
                     match remote::key_objects(b, k) {
                         Ok((po, so)) => {
-                            let mut o = e.obj.write();
-                            *o = if o.class == CKO_PUBLIC_KEY { po } else { so };
+                            let next = {
+                                let mut o = lock.write();
+                                *o = if o.class == CKO_PUBLIC_KEY { po } else { so };
+                                o.summary()
+                            };
+                            // The label and id indexes follow the rename.
+                            map.resummarize(e.handle, next);
                         }
                         Err(err) => log_at!(
                             Warn,
@@ -222,14 +508,7 @@ impl Token {
             match remote::key_objects(b, k) {
                 Ok((po, so)) => {
                     for o in [po, so] {
-                        let e = Arc::new(Entry {
-                            handle: next_handle(),
-                            session: None,
-                            obj: RwLock::new(o),
-                            key: RwLock::new(None),
-                            remote: Some(k.key_id.clone()),
-                        });
-                        map.insert(e.handle, e);
+                        map.insert(Arc::new(Entry::decoded(o, None, Some(k.key_id.clone()))));
                     }
                 }
                 Err(e) => log_at!(Warn, "KMS key {} ({}): not shown: {e}", k.alias, k.key_id),
@@ -349,6 +628,7 @@ impl Token {
         self.backend.init_token(so_pin, label)?;
         *self.login.write() = Login::default();
         self.objects.write().clear();
+        self.changed();
         self.reload_from_store()
     }
 
@@ -387,6 +667,8 @@ impl Token {
             user: Some(user),
             master: Some(Arc::new(master)),
         };
+        drop(l);
+        self.changed();
         Ok(())
     }
 
@@ -402,27 +684,21 @@ impl Token {
             }
             *l = Login::default();
         }
+        self.changed();
         // "Any of the application's handles to private objects become invalid (even if a
         // user is later logged back into the token, those handles remain invalid)": the
         // private token objects live on under new handles.
         {
             let mut map = self.objects.write();
-            map.retain(|_, e| e.session.is_none() || !e.obj.read().is_private());
+            map.retain(|e| e.session.is_none() || !e.is_private());
             let private: Vec<CK_OBJECT_HANDLE> = map
                 .values()
-                .filter(|e| e.obj.read().is_private())
+                .filter(|e| e.is_private())
                 .map(|e| e.handle)
                 .collect();
             for h in private {
-                if let Some(old) = map.remove(&h) {
-                    let e = Arc::new(Entry {
-                        handle: next_handle(),
-                        session: None,
-                        obj: RwLock::new(old.obj.read().clone()),
-                        key: RwLock::new(None),
-                        remote: old.remote.clone(),
-                    });
-                    map.insert(e.handle, e);
+                if let Some(old) = map.remove(h) {
+                    map.insert(Arc::new(old.rehandled()));
                 }
             }
         }
@@ -438,7 +714,11 @@ impl Token {
             if e.session.is_some() {
                 continue;
             }
-            let mut o = e.obj.write();
+            // Not decoded yet: still in its stored (wrapped) form.
+            let Some(lock) = e.decoded_obj() else {
+                continue;
+            };
+            let mut o = lock.write();
             if matches!(o.secret, Secret::Plain(_)) {
                 // Back to the wrapped form the store holds.
                 if let Some(Some(blob)) = stored.get(&o.uid) {
@@ -482,10 +762,10 @@ impl Token {
         let e = self
             .objects
             .read()
-            .get(&h)
+            .get(h)
             .cloned()
             .ok_or(CKR_OBJECT_HANDLE_INVALID)?;
-        if e.obj.read().is_private() && !self.user_can_see_private() {
+        if e.is_private() && !self.user_can_see_private() {
             return Err(CKR_OBJECT_HANDLE_INVALID.into());
         }
         Ok(e)
@@ -569,10 +849,11 @@ impl Token {
                 attrs: o.encode_attrs(),
                 secret: Some([&[AWS_BLOB_V1][..], &blob].concat()),
             };
+            let _g = self.reload.lock();
             self.store().transaction(|tx| tx.insert_object(&s))?;
             let e = Entry::new(o, None);
             let h = e.handle;
-            self.objects.write().insert(h, e);
+            self.objects.write().insert(e);
             return Ok(h);
         }
         self.add(o, session, rw)
@@ -663,7 +944,7 @@ impl Token {
             let mut sh = None;
             for e in map.values() {
                 if e.remote.as_deref() == Some(info.key_id.as_str()) {
-                    match e.obj.read().class {
+                    match e.class() {
                         CKO_PUBLIC_KEY => ph = Some(e.handle),
                         _ => sh = Some(e.handle),
                     }
@@ -724,16 +1005,17 @@ impl Token {
         self.check_writable(&o, rw)?;
         if o.is_token() {
             let s = self.stored_form(&o)?;
+            let _g = self.reload.lock();
             self.store().transaction(|tx| tx.insert_object(&s))?;
             // A fresh object: its plain material stays for this process.
             let e = Entry::new(o, None);
             let h = e.handle;
-            self.objects.write().insert(h, e);
+            self.objects.write().insert(e);
             Ok(h)
         } else {
             let e = Entry::new(o, Some(session));
             let h = e.handle;
-            self.objects.write().insert(h, e);
+            self.objects.write().insert(e);
             Ok(h)
         }
     }
@@ -741,8 +1023,9 @@ impl Token {
     /// C_DestroyObject.
     pub fn destroy(&self, h: CK_OBJECT_HANDLE, rw: bool) -> Result<()> {
         let e = self.entry(h)?;
+        let _g = self.reload.lock();
         {
-            let o = e.obj.read();
+            let o = e.obj()?.read();
             self.check_writable(&o, rw)?;
             if !o.bool_attr(CKA_DESTROYABLE) {
                 return Err(CKR_ACTION_PROHIBITED.into());
@@ -765,7 +1048,8 @@ impl Token {
                 self.store().transaction(|tx| tx.delete_object(&uid))?;
             }
         }
-        self.objects.write().remove(&h);
+        self.objects.write().remove(h);
+        self.changed();
         Ok(())
     }
 
@@ -778,7 +1062,8 @@ impl Token {
         }
         // The stored secret seals the attributes: changing them means re-wrapping it.
         self.ensure_plain(&e)?;
-        let mut o = e.obj.write();
+        let _g = self.reload.lock();
+        let mut o = e.obj()?.write();
         self.check_writable(&o, rw)?;
         let mut next = o.clone();
         next.set(t, self.logged_in() == Some(CKU_SO))?;
@@ -786,7 +1071,12 @@ impl Token {
             let s = self.stored_form(&next)?;
             self.store().transaction(|tx| tx.update_object(&s))?;
         }
+        let summary = next.summary();
         *o = next;
+        drop(o);
+        // Not under the object's lock: the lock order is objects, then an object.
+        self.objects.write().resummarize(h, summary);
+        self.changed();
         Ok(())
     }
 
@@ -803,7 +1093,7 @@ impl Token {
         t: &[Attr],
         rw: bool,
     ) -> Result<()> {
-        self.check_writable(&e.obj.read(), rw)?;
+        self.check_writable(&e.obj()?.read(), rw)?;
         if !self.user_can_see_private() {
             return Err(CKR_USER_NOT_LOGGED_IN.into());
         }
@@ -842,25 +1132,33 @@ impl Token {
         self.refresh_remote();
         let see_private = self.user_can_see_private();
         let map = self.objects.read();
-        let mut v: Vec<CK_OBJECT_HANDLE> = map
-            .values()
-            .filter(|e| {
-                let o = e.obj.read();
-                (see_private || !o.is_private()) && o.matches(t)
-            })
-            .map(|e| e.handle)
-            .collect();
+        let mut v = Vec::new();
+        for h in map.candidates(t) {
+            let Some(e) = map.get(h) else { continue };
+            let (could, decided) = {
+                let s = e.summary.read();
+                if s.private && !see_private {
+                    continue;
+                }
+                s.prefilter(t)
+            };
+            // Only a template naming other attributes than the summarized ones
+            // decodes the (few) candidates.
+            if could && (decided || e.obj()?.read().matches(t)) {
+                v.push(h);
+            }
+        }
         v.sort_unstable();
         Ok(v)
     }
 
     /// Make a wrapped token secret plain (needs login); no-op otherwise.
     pub fn ensure_plain(&self, e: &Entry) -> Result<()> {
-        if !matches!(e.obj.read().secret, Secret::Wrapped(_)) {
+        if !matches!(e.obj()?.read().secret, Secret::Wrapped(_)) {
             return Ok(());
         }
         let master = self.master()?;
-        let mut o = e.obj.write();
+        let mut o = e.obj()?.write();
         if let Secret::Wrapped(blob) = &o.secret {
             let material = match &self.kek {
                 Kek::Local => {
@@ -899,14 +1197,15 @@ impl Token {
             return Ok(k.clone());
         }
         self.ensure_plain(e)?;
-        let k = LocalKey::new(e.obj.read().material()?)?;
+        let k = LocalKey::new(e.obj()?.read().material()?)?;
         *e.key.write() = Some(k.clone());
         Ok(k)
     }
 
     /// Drop the session objects of a closed session.
     pub fn drop_session_objects(&self, s: CK_SESSION_HANDLE) {
-        self.objects.write().retain(|_, e| e.session != Some(s));
+        self.objects.write().retain(|e| e.session != Some(s));
+        self.changed();
     }
 }
 
