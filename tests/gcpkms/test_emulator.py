@@ -33,6 +33,7 @@ from emulator import crc32c  # noqa: E402
 LOC = "projects/test-project/locations/global"
 # What google-cloud-kms-v1 appends to every call.
 ALT = "%24alt=json%3Benum-encoding%3Dint"
+SECRET = b"p11kms-secret-payload"
 HASH = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
 
 
@@ -73,18 +74,20 @@ class Emulator:
         self.log.close()
         return text
 
-    def call(self, method, path, body=None, query="", ints=True, timeout=30, raw=None):
+    def call(self, method, path, body=None, query="", ints=True, timeout=30, raw=None,
+             auth=True):
         """(HTTP status, JSON) of one call; `path` under /v1/ unless it starts with /."""
         url = (path if path.startswith("/") else "/v1/" + path)
         qs = "&".join(x for x in (query, ALT if ints else "") if x)
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         if data is None and method == "POST":
             data = b"{}"
+        headers = {"Content-Type": "application/json",
+                   "x-goog-api-client": "gl-rust/1.95.0 gax/0.7.21 gapic/1.16.0"}
+        if auth:
+            headers["Authorization"] = "Bearer test-token"
         req = urllib.request.Request(self.base + url + ("?" + qs if qs else ""), data=data,
-                                     method=method,
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": "Bearer test-token",
-                                              "x-goog-api-client": "gl-rust/1 gax/1"})
+                                     method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, json.loads(r.read())
@@ -103,7 +106,9 @@ class EmulatorTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         log = cls.emu.stop()
-        assert "Zm9v" not in log  # no payload (base64 of b"foo") ever reaches the log
+        # One line per request, and never a payload (SECRET is encrypted below).
+        assert f"POST /v1/{cls.ring}/cryptoKeys/sym:encrypt 200 Encrypt\n" in log, log
+        assert SECRET.decode() not in log and b64(SECRET) not in log, log
 
     def setUp(self):
         self.emu.call("DELETE", "/_emulator/faults")
@@ -168,7 +173,7 @@ class EmulatorTest(unittest.TestCase):
         self.err(409, "ALREADY_EXISTS", "POST", f"{LOC}/keyRings", {}, "keyRingId=selftest")
         self.err(404, "NOT_FOUND", "GET", f"{LOC}/keyRings/nope")
         self.err(400, "INVALID_ARGUMENT", "POST", f"{LOC}/keyRings", {}, "keyRingId=a.b")
-        out = self.ok("GET", self.ring)
+        out = self.ok("GET", self.ring, auth=False)  # anonymous credentials send none
         self.assertEqual(out["name"], self.ring)
         self.assertTrue(out["createTime"].endswith("Z"))
         names = [r["name"] for r in self.ok("GET", f"{LOC}/keyRings",
@@ -263,8 +268,8 @@ class EmulatorTest(unittest.TestCase):
         key = self.key("sym", 1, 1)
         self.assertEqual(self.ok("GET", key)["primary"]["state"], 1)
         aad = b"context"
-        body = {"plaintext": b64(b"dek bytes"), "additionalAuthenticatedData": b64(aad),
-                "plaintextCrc32c": str(crc32c(b"dek bytes")),
+        body = {"plaintext": b64(SECRET), "additionalAuthenticatedData": b64(aad),
+                "plaintextCrc32c": str(crc32c(SECRET)),
                 "additionalAuthenticatedDataCrc32c": str(crc32c(aad))}
         out = self.ok("POST", f"{key}:encrypt", body)
         self.assertEqual(out["name"], key + "/cryptoKeyVersions/1")
@@ -274,7 +279,7 @@ class EmulatorTest(unittest.TestCase):
         self.assertEqual(int(out["ciphertextCrc32c"]), crc32c(ct))
         dec = {"ciphertext": out["ciphertext"], "additionalAuthenticatedData": b64(aad)}
         out = self.ok("POST", f"{key}:decrypt", dec)
-        self.assertEqual(base64.b64decode(out["plaintext"]), b"dek bytes")
+        self.assertEqual(base64.b64decode(out["plaintext"]), SECRET)
         self.assertTrue(out["usedPrimary"])
         msg = self.err(400, "INVALID_ARGUMENT", "POST", f"{key}:decrypt",
                        {"ciphertext": b64(ct), "additionalAuthenticatedData": b64(b"other")})
@@ -313,6 +318,9 @@ class EmulatorTest(unittest.TestCase):
                          {"digest": {"sha256": d}, "digestCrc32c": True}):
             self.err(400, "INVALID_ARGUMENT", "POST", sign, bad_body)
         self.err(400, "INVALID_ARGUMENT", "POST", sign, raw=b"{not json")
+        msg = self.err(400, "INVALID_ARGUMENT", "POST", sign,  # beyond int64
+                       {"digest": {"sha256": d}, "digestCrc32c": str(2**63)})
+        self.assertIn("'digestCrc32c'", msg)
         for template in ({"algorithm": "EC_SIGN_P999"}, {"algorithm": 999},
                          {"algorithm": 12, "protectionLevel": "SOFTWAR"}):
             msg = self.err(400, "INVALID_ARGUMENT", "POST", f"{self.ring}/cryptoKeys",
