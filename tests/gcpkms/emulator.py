@@ -34,12 +34,16 @@ is not ENABLED is 400 FAILED_PRECONDITION; unknown resources 404 NOT_FOUND; dupl
 409 ALREADY_EXISTS; CRC32C mismatches in requests 400 INVALID_ARGUMENT. Errors have
 Google's body {"error": {"code", "message", "status", "details": []}}.
 Authorization headers are not checked; POST /token answers an OAuth token response.
+Seen from google-cloud-kms-v1 1.16: every call adds `$alt=json;enum-encoding=int` and
+x-goog-api-client (no x-goog-request-params); lists always send pageSize=0&pageToken=
+&filter=&orderBy= (and view=0); path fields (name, parent) are left out of the body;
+by default it retries GETs on 503 but neither 429 nor POSTs (all the crypto calls).
 
 Admin API (not Cloud KMS):
   POST   /_emulator/faults  {"method": "AsymmetricSign" | "*", "kind": K, "count": 1, ...}
          K = "delay" (delay_ms, then serve normally), "status" (status: 429, 503, 500,
-         403, ...; optional message), "crc_response" (target "crc" (default) corrupts
-         the response's CRC32C, "payload" a byte of the checksummed payload),
+         403, ...; optional message and status_name), "crc_response" (target "crc" corrupts
+         the response's CRC32C (default), "payload" a byte of the checksummed payload),
          "crc_request_ignored" (verified*Crc32c answered false).
   DELETE /_emulator/faults  clear them; GET lists them.
   GET    /_emulator/calls   {"AsymmetricSign": 3, ...} RPC counts since start/reset
