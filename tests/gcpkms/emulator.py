@@ -792,6 +792,7 @@ def corrupt(out, target):
 # --- HTTP -------------------------------------------------------------------------
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else headers and body, written apart, wait 40 ms
     server_version = "p11kms-gcpkms-emulator"
 
     def log_message(self, fmt, *args):  # replaced by log_request_line
