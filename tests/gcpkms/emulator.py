@@ -309,6 +309,7 @@ QUERY_OF = {
     "GetPublicKey": {"publicKeyFormat"},
 }
 SYSTEM_QUERY = {"$alt", "alt", "prettyPrint"}
+MAX_BODY = 1 << 20  # Cloud KMS takes at most 64 KiB of plaintext
 SYMMETRIC_MAGIC = b"EMU1"  # our ciphertext: magic, version id (u32), nonce, GCM output
 
 
@@ -824,7 +825,14 @@ class Handler(BaseHTTPRequestHandler):
                 if size == 0:
                     return data
                 data += chunk
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if len(data) > MAX_BODY:
+                    self.close_connection = True
+                    raise bad(f"Request payload size exceeds the limit: {MAX_BODY} bytes.")
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self.close_connection = True  # the unread body must not be parsed as a request
+            raise bad(f"Request payload size exceeds the limit: {MAX_BODY} bytes.")
+        return self.rfile.read(length)
 
     def do_GET(self):
         self.handle_any()
@@ -833,9 +841,6 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_any()
 
     def do_DELETE(self):
-        self.handle_any()
-
-    def do_PATCH(self):
         self.handle_any()
 
     def handle_any(self):

@@ -10,6 +10,7 @@ Run: python3 tests/gcpkms/test_emulator.py [-v]
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import socket
@@ -331,6 +332,16 @@ class EmulatorTest(unittest.TestCase):
         self.err(400, "INVALID_ARGUMENT", "GET", f"{version}/publicKey",
                  query="publicKeyFormat=PEMM")
         self.err(404, "NOT_FOUND", "GET", "projects/p/nothing/here")
+        # A body announced beyond the limit is refused unread, and the server lives on.
+        conn = http.client.HTTPConnection("127.0.0.1", self.emu.port, timeout=10)
+        conn.putrequest("POST", "/v1/" + sign)
+        conn.putheader("Content-Length", str(10**9))
+        conn.endheaders()
+        r = conn.getresponse()
+        self.assertEqual((r.status, json.loads(r.read())["error"]["status"]),
+                         (400, "INVALID_ARGUMENT"))
+        conn.close()
+        self.ok("GET", version)
         # Enum names are accepted in requests; without $alt enums come back as names.
         kid = "cryptoKeyId=names"
         out = self.ok("POST", f"{self.ring}/cryptoKeys",
