@@ -19,7 +19,7 @@ Cloud KMS calls (paths under /v1/projects/P/locations/L):
   POST .../cryptoKeyVersions  GET (list, filter e.g. state=ENABLED)  GET one
   GET  .../cryptoKeyVersions/V/publicKey?publicKeyFormat=   (PEM; DER in publicKey)
   POST .../cryptoKeyVersions/V:asymmetricSign  :asymmetricDecrypt  :destroy  :restore
-  POST .../cryptoKeyVersions/V:encrypt
+  POST .../cryptoKeyVersions/V:encrypt   PATCH .../cryptoKeyVersions/V?updateMask=state
   POST /v1/projects/P/locations/L:generateRandomBytes           (HSM, 8..1024 bytes)
 Lists page with pageSize/pageToken (real nextPageToken) and report totalSize.
 Algorithms: RSA_SIGN_PKCS1_{2048,3072,4096}_SHA256, RSA_SIGN_PKCS1_4096_SHA512,
@@ -29,7 +29,8 @@ EC_SIGN_P256_SHA256, EC_SIGN_P384_SHA384, EC_SIGN_SECP256K1_SHA256 (HSM only),
 GOOGLE_SYMMETRIC_ENCRYPTION (AES-256-GCM; the ciphertext names its version).
 Asymmetric versions are PENDING_GENERATION for --generation-delay-ms, then ENABLED;
 symmetric ones are ENABLED at once. Destroy -> DESTROY_SCHEDULED (destroyTime = now +
-destroyScheduledDuration, default 30 days); restore -> DISABLED. Using a version that
+destroyScheduledDuration, default 30 days); restore -> DISABLED; PATCH with
+updateMask=state moves between ENABLED and DISABLED. Using a version that
 is not ENABLED is 400 FAILED_PRECONDITION; unknown resources 404 NOT_FOUND; duplicates
 409 ALREADY_EXISTS; CRC32C mismatches in requests 400 INVALID_ARGUMENT. Errors have
 Google's body {"error": {"code", "message", "status", "details": []}}.
@@ -204,7 +205,7 @@ QUERY = {"pageSize": "int32", "pageToken": "string", "filter": "string",
          "orderBy": "string", "view": "enum:view", "versionView": "enum:view",
          "publicKeyFormat": "enum:publicKeyFormat", "keyRingId": "string",
          "cryptoKeyId": "string", "skipInitialVersionCreation": "bool",
-         "trustedWrappingEnabled": "bool"}
+         "trustedWrappingEnabled": "bool", "updateMask": "string"}
 
 
 def parse_value(kind, value, field):
@@ -290,6 +291,7 @@ ROUTES = [  # (HTTP method, path regex, RPC name, body schema or None)
     ("GET", KEY + r"/cryptoKeyVersions", "ListCryptoKeyVersions", None),
     ("POST", KEY + r"/cryptoKeyVersions", "CreateCryptoKeyVersion", "CryptoKeyVersion"),
     ("GET", VER, "GetCryptoKeyVersion", None),
+    ("PATCH", VER, "UpdateCryptoKeyVersion", "CryptoKeyVersion"),
     ("GET", VER + r"/publicKey", "GetPublicKey", None),
     ("POST", VER + r":asymmetricSign", "AsymmetricSign", "AsymmetricSign"),
     ("POST", VER + r":asymmetricDecrypt", "AsymmetricDecrypt", "AsymmetricDecrypt"),
@@ -307,6 +309,7 @@ QUERY_OF = {
     "CreateCryptoKey": {"cryptoKeyId", "skipInitialVersionCreation",
                         "trustedWrappingEnabled"},
     "GetPublicKey": {"publicKeyFormat"},
+    "UpdateCryptoKeyVersion": {"updateMask"},
 }
 SYSTEM_QUERY = {"$alt", "alt", "prettyPrint"}
 MAX_BODY = 1 << 20  # Cloud KMS takes at most 64 KiB of plaintext
@@ -480,6 +483,22 @@ class Kms:
             k = self.keys[name.split("/cryptoKeyVersions/")[0]]
             v["state"] = "DESTROY_SCHEDULED"
             v["destroyTime"] = rfc3339(time.time() + k["destroyScheduledDuration"])
+            self.save()
+            return self.version_view(v)
+
+    def update_version(self, name, q, body):
+        """UpdateCryptoKeyVersion of `state` only: ENABLED <-> DISABLED."""
+        if q.get("updateMask") != "state":
+            raise bad("Only update_mask 'state' is supported by the emulator.")
+        new = body.get("state")
+        if new not in ("ENABLED", "DISABLED"):
+            raise bad(f"Invalid value for field 'crypto_key_version.state': {new}")
+        with self.lock:
+            v = self.version(name)
+            if v["state"] not in ("ENABLED", "DISABLED"):
+                raise precondition(f"{name} is not enabled or disabled, current state "
+                                   f"is: {v['state']}.")
+            v["state"] = new
             self.save()
             return self.version_view(v)
 
@@ -746,6 +765,8 @@ def dispatch(kms, rpc, name, q, body):
         return kms.update_primary(name, body)
     if rpc == "DestroyCryptoKeyVersion":
         return kms.destroy(name)
+    if rpc == "UpdateCryptoKeyVersion":
+        return kms.update_version(name, q, body)
     if rpc == "RestoreCryptoKeyVersion":
         return kms.restore(name)
     if rpc == "GetPublicKey":
@@ -841,6 +862,9 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_any()
 
     def do_DELETE(self):
+        self.handle_any()
+
+    def do_PATCH(self):
         self.handle_any()
 
     def handle_any(self):

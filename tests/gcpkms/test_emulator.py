@@ -408,6 +408,20 @@ class EmulatorTest(unittest.TestCase):
         self.err(400, "FAILED_PRECONDITION", "GET", f"{version}/publicKey")
         self.assertEqual(self.ok("POST", f"{version}:restore", {})["state"], 2)  # DISABLED
         self.err(400, "FAILED_PRECONDITION", "POST", f"{version}:restore", {})
+        msg = self.err(400, "FAILED_PRECONDITION", "POST", f"{version}:asymmetricSign",
+                       {"digest": {"sha256": b64(bytes(32))}})
+        self.assertIn("DISABLED", msg)
+        # UpdateCryptoKeyVersion as the client sends it: the version (with its name) in
+        # the body, the field mask in the query.
+        patch = {"name": version, "state": 1}
+        self.assertEqual(self.ok("PATCH", version, patch, "updateMask=state")["state"], 1)
+        self.sign(version, "sha256")
+        self.err(400, "INVALID_ARGUMENT", "PATCH", version, patch, "updateMask=labels")
+        self.err(400, "INVALID_ARGUMENT", "PATCH", version, {"state": 3}, "updateMask=state")
+        self.err(400, "INVALID_ARGUMENT", "PATCH", version, {"name": version + "0",
+                                                             "state": 2}, "updateMask=state")
+        self.assertEqual(self.ok("PATCH", version, {"state": "DISABLED"},
+                                 "updateMask=state")["state"], 2)
 
     def test_paging_and_filter(self):
         ring = f"{LOC}/keyRings/paging"
