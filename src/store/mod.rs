@@ -73,6 +73,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// Inverse of [`hex`]; `None` for odd lengths or non-hex digits.
+#[cfg(kms)]
 pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 || !s.is_ascii() {
         return None;
