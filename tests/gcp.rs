@@ -406,6 +406,17 @@ fn derived_id(version: &str) -> Vec<u8> {
 /// Re-runs this binary as a second process running test `child_process` in `mode`,
 /// with the configuration `conf_extra` (another store unless `same_store`).
 fn run_child(mode: &str, conf_extra: &str, same_store: bool) -> String {
+    run_child_with(mode, conf_extra, same_store, &[], &[])
+}
+
+/// `run_child` with `(from, to)` replacements in the configuration text.
+fn run_child_with(
+    mode: &str,
+    conf_extra: &str,
+    same_store: bool,
+    replace: &[(&str, String)],
+    envs: &[(&str, &Path)],
+) -> String {
     let g = gcp();
     let conf = g.dir.join(format!("child-{mode}.toml"));
     let store = if same_store {
@@ -413,11 +424,12 @@ fn run_child(mode: &str, conf_extra: &str, same_store: bool) -> String {
     } else {
         format!("child-{mode}.sqlite")
     };
-    std::fs::write(
-        &conf,
-        config_text(&g.dir, &format!("child-{mode}.log"), &store, conf_extra),
-    )
-    .unwrap();
+    let mut text = config_text(&g.dir, &format!("child-{mode}.log"), &store, conf_extra);
+    for (from, to) in replace {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(&conf, text).unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -428,6 +440,7 @@ fn run_child(mode: &str, conf_extra: &str, same_store: bool) -> String {
         .env("P11KMS_CONF", &conf)
         .env("P11KMS_GCP_CHILD", mode)
         .env("P11KMS_GCP_TEST_PORT", emulator().port.to_string())
+        .envs(envs.iter().copied())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -556,6 +569,41 @@ fn child_process() {
                 let r = s.encrypt(&Mechanism::AesCbcPad([1u8; 16]), k, b"x");
                 println!("child: {what}: {:?}", r.map(|_| ()).map_err(|e| rv_of(&e)));
             }
+        }
+        // Own store, credentials from a service-account key file.
+        "keyfile" => {
+            let (_ctx, s) = child_session(true);
+            let h = find(&s, ObjectClass::PRIVATE_KEY, "shared-ec")[0];
+            let r = s.sign(&Mechanism::EcdsaSha256, h, b"key file");
+            println!(
+                "child: sign with key-file credentials: {:?}",
+                r.map(|_| ()).map_err(|e| rv_of(&e))
+            );
+        }
+        // Own store, a credentials file that is no key: C_Initialize..C_Login work,
+        // the first Cloud KMS call fails.
+        "badkeyfile" => {
+            let (_ctx, s) = child_session(true);
+            let r = s.generate_key(
+                &Mechanism::AesKeyGen,
+                &[Attribute::Token(true), Attribute::ValueLen(16.into())],
+            );
+            println!(
+                "child: bad key file: {:?}",
+                r.map(|_| ()).map_err(|e| rv_of(&e))
+            );
+        }
+        // Same store, a closed port: the cached objects are there, a sign fails.
+        "unreachable" => {
+            let (_ctx, s) = child_session(false);
+            let h = find(&s, ObjectClass::PRIVATE_KEY, "shared-ec")[0];
+            let t = Instant::now();
+            let r = s.sign(&Mechanism::EcdsaSha256, h, b"nobody there");
+            println!(
+                "child: unreachable: {:?} after {} ms",
+                r.map(|_| ()).map_err(|e| rv_of(&e)),
+                t.elapsed().as_millis()
+            );
         }
         m => panic!("unknown child mode {m}"),
     }
@@ -1521,5 +1569,118 @@ fn sign_latency_module_vs_crate() {
     println!(
         "sign latency (median of 30): module {module_us} us, google-cloud-kms-v1 direct {crate_us} us, ratio {:.2}",
         module_us as f64 / crate_us.max(1) as f64
+    );
+}
+
+/// `credentials` = a service-account JSON file: the client signs its own tokens and the
+/// calls go through; a file that is no key is CKR_DEVICE_ERROR at the first call.
+#[test]
+fn credentials_from_a_key_file() {
+    serial!();
+    let s = session();
+    ensure_shared(&s);
+    let _ = find(&s, ObjectClass::PRIVATE_KEY, "shared-ec");
+    let dir = &gcp().dir;
+    let pem = String::from_utf8(openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ],
+        b"",
+    ))
+    .unwrap();
+    let key = json!({
+        "type": "service_account",
+        "project_id": "p11kms-test",
+        "private_key_id": "0123456789abcdef",
+        "private_key": pem,
+        "client_email": "p11kms@p11kms-test.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": format!("{}/token", endpoint()),
+    });
+    let path = dir.join("sa.json");
+    std::fs::write(&path, key.to_string()).unwrap();
+    let creds = format!("credentials = \"{}\"", path.display());
+    let out = run_child_with(
+        "keyfile",
+        "",
+        false,
+        &[("credentials = \"anonymous\"", creds)],
+        &[],
+    );
+    print!("{out}");
+    assert!(
+        out.contains("child: sign with key-file credentials: Ok(())"),
+        "{out}"
+    );
+    // The same key as Application Default Credentials (the default `credentials`).
+    let out = run_child_with(
+        "keyfile",
+        "",
+        false,
+        &[("credentials = \"anonymous\"\n", String::new())],
+        &[("GOOGLE_APPLICATION_CREDENTIALS", &path)],
+    );
+    print!("{out}");
+    assert!(
+        out.contains("child: sign with key-file credentials: Ok(())"),
+        "ADC: {out}"
+    );
+    let bad = dir.join("not-a-key.json");
+    std::fs::write(&bad, "{\"type\": \"api_key\"}").unwrap();
+    let out = run_child_with(
+        "badkeyfile",
+        "",
+        false,
+        &[(
+            "credentials = \"anonymous\"",
+            format!("credentials = \"{}\"", bad.display()),
+        )],
+        &[],
+    );
+    print!("{out}");
+    assert!(
+        out.contains("child: bad key file: Err(DeviceError)"),
+        "{out}"
+    );
+    let log = std::fs::read_to_string(dir.join("child-badkeyfile.log")).unwrap();
+    assert!(log.contains("(credentials)"), "{log}");
+}
+
+/// A closed port: the token still opens and lists from its cache; a sign is
+/// CKR_DEVICE_ERROR (after the connect retries; the time is printed).
+#[test]
+fn unreachable_endpoint_is_device_error() {
+    serial!();
+    let s = session();
+    ensure_shared(&s);
+    let _ = find(&s, ObjectClass::PRIVATE_KEY, "shared-ec");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run_child_with(
+        "unreachable",
+        "refresh_secs = 3600\ntimeout_secs = 30",
+        true,
+        &[(
+            &format!("endpoint = \"{}\"", endpoint()),
+            format!("endpoint = \"http://127.0.0.1:{closed}\""),
+        )],
+        &[],
+    );
+    print!("{out}");
+    assert!(
+        out.contains("child: unreachable: Err(DeviceError)"),
+        "{out}"
+    );
+    let log = std::fs::read_to_string(gcp().dir.join("child-unreachable.log")).unwrap();
+    assert!(
+        log.contains("kms AsymmetricSign failed (unreachable)"),
+        "{log}"
     );
 }

@@ -411,7 +411,6 @@ impl GcpBackend {
         if let Some(c) = self.client.get() {
             return Ok(c);
         }
-        let creds = self.credentials()?;
         let timeout = self.rt.timeout();
         let backoff = ExponentialBackoffBuilder::new()
             .with_initial_delay(Duration::from_millis(100))
@@ -421,8 +420,11 @@ impl GcpBackend {
         // Retries stop before the call's own deadline so the last error is reported.
         let retry = Transient
             .with_time_limit(timeout.mul_f32(0.75))
-            .with_attempt_limit(8);
+            .with_attempt_limit(5);
         let c = self.rt.block_on("Cloud KMS client setup", async {
+            // Inside the runtime: the credential builders spawn their token refresh
+            // task on it (outside one they panic).
+            let creds = self.credentials()?;
             let mut b = KeyManagementService::builder()
                 .with_credentials(creds)
                 .with_retry_policy(retry)
