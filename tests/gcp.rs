@@ -932,6 +932,18 @@ fn keygen_each_algorithm_and_sign() {
             assert!(delta(&before).is_empty(), "refused before any call");
         }
     }
+    // A CKA_ID longer than a CryptoKey label holds: refused before any call.
+    let before = calls();
+    let r = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        "gen-long-id",
+        &[7u8; 32],
+        vec![Attribute::EcParams(P256_PARAMS.to_vec())],
+        vec![],
+    );
+    assert_eq!(rv_err(r), RvError::AttributeValueInvalid);
+    assert!(delta(&before).is_empty());
     // A label already taken in the ring.
     let r = gen_pair(
         &s,
@@ -1085,6 +1097,31 @@ fn version_disabled_elsewhere_is_key_function_not_permitted() {
         rv_err(s.sign(&Mechanism::EcdsaSha256, sh, b"x")),
         RvError::KeyFunctionNotPermitted
     );
+    // Disabled (UpdateCryptoKeyVersion state=DISABLED), then enabled again.
+    let (_, sh2) = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        "disabled-elsewhere",
+        &[0xd1],
+        vec![Attribute::EcParams(P256_PARAMS.to_vec())],
+        vec![],
+    )
+    .unwrap();
+    let v = version1("disabled-elsewhere");
+    let set_state = |state: &str| {
+        rest_ok(
+            "PATCH",
+            &format!("/v1/{v}?updateMask=state"),
+            json!({"name": v, "state": state}),
+        )
+    };
+    set_state("DISABLED");
+    assert_eq!(
+        rv_err(s.sign(&Mechanism::EcdsaSha256, sh2, b"x")),
+        RvError::KeyFunctionNotPermitted
+    );
+    set_state("ENABLED");
+    s.sign(&Mechanism::EcdsaSha256, sh2, b"x").unwrap();
     // NOT_FOUND and PERMISSION_DENIED as Cloud KMS would answer them.
     let (_, sh) = gen_pair(
         &s,
