@@ -742,6 +742,10 @@ impl KmsBackend for AwsBackend {
         self.fetch_listing_now()
     }
 
+    fn can_rename(&self) -> bool {
+        true
+    }
+
     fn rename_key(&self, k: &KeyInfo, id: Option<&[u8]>, label: Option<&str>) -> Result<Listing> {
         self.rename_kms_key(k, id, label)
     }

@@ -193,6 +193,10 @@ pub trait KmsBackend: Send + Sync {
     fn delete_key(&self, k: &KeyInfo) -> Result<Listing>;
     /// The vendor attributes of both objects of a listed key.
     fn vendor_attrs(&self, k: &KeyInfo) -> Vec<Attr>;
+    /// Whether [`KmsBackend::rename_key`] can change a key's names (CKA_MODIFIABLE).
+    fn can_rename(&self) -> bool {
+        false
+    }
     /// C_SetAttributeValue of CKA_ID and/or CKA_LABEL on a listed key's objects: the
     /// listing with the key renamed. By default a key's names cannot change (asking for
     /// the names it already has is no change).

@@ -208,12 +208,9 @@ impl Token {
                             let mut o = e.obj.write();
                             *o = if o.class == CKO_PUBLIC_KEY { po } else { so };
                         }
-                        Err(err) => log_at!(
-                            Warn,
-                            "KMS key {} ({}): not updated: {err}",
-                            k.label,
-                            k.name
-                        ),
+                        Err(err) => {
+                            log_at!(Warn, "KMS key {} ({}): not updated: {err}", k.label, k.name)
+                        }
                     }
                 }
                 continue;

@@ -6,7 +6,8 @@
 //! without the token's prefix and the `p11kms:id` tag or key UUID; Cloud KMS: the
 //! CryptoKey id and the scheme in backend/gcp.rs); CKA_LOCAL (and ALWAYS_SENSITIVE /
 //! NEVER_EXTRACTABLE) is true for keys generated inside KMS, false for imported key
-//! material; the objects are not modifiable or copyable (they mirror KMS), the private
+//! material; the objects are not copyable, modifiable only where the backend can rename
+//! a key (AWS: CKA_ID and CKA_LABEL, Token::set_remote_attributes), the private
 //! one is destroyable (schedules the key's deletion), the public one not. Object uids
 //! (CKA_UNIQUE_ID) derive from the key's resource name: the same in every process.
 
@@ -89,7 +90,10 @@ fn uid_of(kind: &str, what: &str, name: &str) -> [u8; 16] {
 
 /// CKA_LABEL and CKA_ID of a listed key, as its objects carry them.
 pub(super) fn label_and_id(k: &KeyInfo) -> (Vec<u8>, Vec<u8>) {
-    (k.label.as_bytes().to_vec(), unhex(&k.id).unwrap_or_default())
+    (
+        k.label.as_bytes().to_vec(),
+        unhex(&k.id).unwrap_or_default(),
+    )
 }
 
 /// The (public, private) objects of one listed KMS key.
@@ -112,8 +116,9 @@ pub(super) fn key_objects(b: &Kms, k: &KeyInfo) -> Result<(Object, Object)> {
         (CKA_LABEL, label),
         (CKA_ID, id),
         (CKA_ALLOWED_MECHANISMS, mechs),
-        // CKA_ID and CKA_LABEL can change (the key's tag and alias); nothing else.
-        (CKA_MODIFIABLE, bool_(true)),
+        // AWS: CKA_ID and CKA_LABEL can change (the key's tag and alias), nothing else;
+        // Cloud KMS: nothing (a CryptoKey's id is its name).
+        (CKA_MODIFIABLE, bool_(b.can_rename())),
         (CKA_COPYABLE, bool_(false)),
     ];
     let mut pub_t = common.clone();
