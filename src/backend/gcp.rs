@@ -447,18 +447,6 @@ impl GcpBackend {
 
     // ---- data keys -------------------------------------------------------------------
 
-    /// A failure of a call on the kek: the caller's key handle is fine, the token's
-    /// configuration (kek missing, disabled, destroyed) is not, so NOT_FOUND and
-    /// FAILED_PRECONDITION are CKR_DEVICE_ERROR here.
-    fn kek_error(&self, e: Error) -> Error {
-        match e.rv() {
-            CKR_KEY_HANDLE_INVALID | CKR_KEY_FUNCTION_NOT_PERMITTED => {
-                Error::device(format!("the token's kek {}: {e}", self.kek))
-            }
-            _ => e,
-        }
-    }
-
     /// The additional authenticated data binding a wrapped secret.
     fn aad(ctx: &WrapContext) -> Vec<u8> {
         ctx.pairs()
@@ -473,19 +461,17 @@ impl GcpBackend {
     fn encrypt_aad(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
         const OP: &str = "Encrypt";
         let c = self.client()?;
-        let r = self
-            .run(OP, async {
-                c.encrypt()
-                    .set_name(&self.kek)
-                    .set_plaintext(plain.to_vec())
-                    .set_plaintext_crc32c(crc(plain))
-                    .set_additional_authenticated_data(aad.to_vec())
-                    .set_additional_authenticated_data_crc32c(crc(aad))
-                    .send()
-                    .await
-                    .map_err(|e| gcp_error(OP, e))
-            })
-            .map_err(|e| self.kek_error(e))?;
+        let r = self.run(OP, async {
+            c.encrypt()
+                .set_name(&self.kek)
+                .set_plaintext(plain.to_vec())
+                .set_plaintext_crc32c(crc(plain))
+                .set_additional_authenticated_data(aad.to_vec())
+                .set_additional_authenticated_data_crc32c(crc(aad))
+                .send()
+                .await
+                .map_err(|e| gcp_error(OP, e))
+        })?;
         check_verified(OP, "verified_plaintext_crc32c", r.verified_plaintext_crc32c)?;
         check_verified(
             OP,
@@ -508,19 +494,17 @@ impl GcpBackend {
     fn decrypt_aad(&self, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         const OP: &str = "Decrypt";
         let c = self.client()?;
-        let r = self
-            .run(OP, async {
-                c.decrypt()
-                    .set_name(&self.kek)
-                    .set_ciphertext(blob.to_vec())
-                    .set_ciphertext_crc32c(crc(blob))
-                    .set_additional_authenticated_data(aad.to_vec())
-                    .set_additional_authenticated_data_crc32c(crc(aad))
-                    .send()
-                    .await
-                    .map_err(|e| gcp_error(OP, e))
-            })
-            .map_err(|e| self.kek_error(e))?;
+        let r = self.run(OP, async {
+            c.decrypt()
+                .set_name(&self.kek)
+                .set_ciphertext(blob.to_vec())
+                .set_ciphertext_crc32c(crc(blob))
+                .set_additional_authenticated_data(aad.to_vec())
+                .set_additional_authenticated_data_crc32c(crc(aad))
+                .send()
+                .await
+                .map_err(|e| gcp_error(OP, e))
+        })?;
         let plain = Zeroizing::new(r.plaintext.to_vec());
         check_crc(OP, "plaintext_crc32c", &plain, r.plaintext_crc32c)?;
         Ok(plain)
