@@ -580,16 +580,16 @@ fn child_process() {
                 r.map(|_| ()).map_err(|e| rv_of(&e))
             );
         }
-        // Own store, a credentials file that is no key: C_Initialize..C_Login work,
-        // the first Cloud KMS call fails.
-        "badkeyfile" => {
+        // Own store, a credentials file that is no key, or a kek that does not exist:
+        // C_Initialize..C_Login work, the first Cloud KMS call fails.
+        "badkeyfile" | "nokek" => {
             let (_ctx, s) = child_session(true);
             let r = s.generate_key(
                 &Mechanism::AesKeyGen,
                 &[Attribute::Token(true), Attribute::ValueLen(16.into())],
             );
             println!(
-                "child: bad key file: {:?}",
+                "child: data key generation: {:?}",
                 r.map(|_| ()).map_err(|e| rv_of(&e))
             );
         }
@@ -1680,11 +1680,33 @@ fn credentials_from_a_key_file() {
     );
     print!("{out}");
     assert!(
-        out.contains("child: bad key file: Err(DeviceError)"),
+        out.contains("child: data key generation: Err(DeviceError)"),
         "{out}"
     );
     let log = std::fs::read_to_string(dir.join("child-badkeyfile.log")).unwrap();
     assert!(log.contains("(credentials)"), "{log}");
+}
+
+/// A kek that is not in the key ring: NOT_FOUND on Encrypt is the token's problem, not
+/// the application's key handle: CKR_DEVICE_ERROR.
+#[test]
+fn missing_kek_is_device_error() {
+    serial!();
+    let _ = gcp();
+    let out = run_child_with(
+        "nokek",
+        "",
+        false,
+        &[("kek = \"kek\"", "kek = \"no-such-kek\"".to_string())],
+        &[],
+    );
+    print!("{out}");
+    assert!(
+        out.contains("child: data key generation: Err(DeviceError)"),
+        "{out}"
+    );
+    let log = std::fs::read_to_string(gcp().dir.join("child-nokek.log")).unwrap();
+    assert!(log.contains("kms Encrypt failed (not found)"), "{log}");
 }
 
 /// A closed port: the token still opens and lists from its cache; a sign is

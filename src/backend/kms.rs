@@ -142,6 +142,19 @@ impl WrapContext {
     }
 }
 
+/// A failure of a data-key call on the token's KEK (wrap, unwrap, rewrap): the key
+/// handle the application passed is fine, the token's configuration (KEK missing,
+/// disabled, pending deletion or destroyed) is not, so "key gone" and "key disabled"
+/// codes become `CKR_DEVICE_ERROR`.
+pub fn kek_error(e: Error) -> Error {
+    match e.rv() {
+        cryptoki_sys::CKR_KEY_HANDLE_INVALID | cryptoki_sys::CKR_KEY_FUNCTION_NOT_PERMITTED => {
+            Error::device(format!("the token's KEK: {e}"))
+        }
+        _ => e,
+    }
+}
+
 /// The asymmetric key a C_GenerateKeyPair template asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PairKind {

@@ -5,7 +5,7 @@
 mod remote;
 
 #[cfg(kms)]
-use crate::backend::kms::{Kms, Listing, NewKeyPair, PairKind, WrapContext};
+use crate::backend::kms::{kek_error, Kms, Listing, NewKeyPair, PairKind, WrapContext};
 use crate::backend::local::{LocalBackend, MasterKey};
 use crate::backend::Kek;
 use crate::config::TokenConfig;
@@ -525,7 +525,9 @@ impl Token {
             (Secret::Plain(m), Kek::Kms(b)) => {
                 self.master()?;
                 let plain = kms_plaintext(m);
-                let blob = b.encrypt(&self.kms_context(o)?, &plain)?;
+                let blob = b
+                    .encrypt(&self.kms_context(o)?, &plain)
+                    .map_err(kek_error)?;
                 Some([&[b.blob_tag()][..], &blob].concat())
             }
         };
@@ -555,7 +557,9 @@ impl Token {
                 _ => return Err(Error::general("add_generated without a secret key")),
             };
             let before = o.attrs_digest_for_kms();
-            let (plain, blob) = b.generate_data_key(&self.kms_context(&o)?, len)?;
+            let (plain, blob) = b
+                .generate_data_key(&self.kms_context(&o)?, len)
+                .map_err(kek_error)?;
             o.replace_secret_value(plain)?;
             if o.attrs_digest_for_kms() != before {
                 return Err(Error::general("attributes changed with the KMS data key"));
@@ -687,7 +691,9 @@ impl Token {
                 continue;
             };
             let o = Object::from_stored(s.uid, &s.attrs, None)?;
-            let fresh = b.rewrap(&self.kms_context(&o)?, &blob[1..])?;
+            let fresh = b
+                .rewrap(&self.kms_context(&o)?, &blob[1..])
+                .map_err(kek_error)?;
             let next = StoredObject {
                 secret: Some([&[b.blob_tag()][..], &fresh].concat()),
                 ..s.clone()
@@ -864,6 +870,7 @@ impl Token {
                     };
                     let plain = b
                         .decrypt(&self.kms_context(&o)?, kms_blob)
+                        .map_err(kek_error)
                         .map_err(|e| match e.rv() {
                             CKR_ENCRYPTED_DATA_INVALID => Error::device(format!(
                                 "object {}: KMS refused its wrapped key (attributes or blob \
