@@ -9,5 +9,13 @@ fn main() {
     // cryptoki crate's tests) would crash when those threads exit. The cost: state left
     // by a host that unloads without C_Finalize survives a reload.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
+    // `cfg(kms)`: some cloud KMS backend is built (the code they share: runtime, remote
+    // key listing, KMS-wrapped data keys).
+    println!("cargo::rustc-check-cfg=cfg(kms)");
+    if std::env::var_os("CARGO_FEATURE_AWS").is_some()
+        || std::env::var_os("CARGO_FEATURE_GCP").is_some()
+    {
+        println!("cargo:rustc-cfg=kms");
+    }
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -33,6 +33,20 @@ extern "C" {
  */
 #define CKA_P11KMS_KEY_ARN (CKA_VENDOR_DEFINED | 0x504B0001UL)
 
+/*
+ * Cloud KMS ("gcp" tokens), all byte arrays (ASCII), read-only, set by the token on
+ * both objects of a key version, absent (CKR_ATTRIBUTE_TYPE_INVALID) elsewhere,
+ * usable in a C_FindObjects template:
+ *
+ * CKA_P11KMS_KEY_VERSION: the CryptoKeyVersion's resource name,
+ *   "projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N".
+ * CKA_P11KMS_KEY_ALGORITHM: its algorithm, e.g. "EC_SIGN_P256_SHA256".
+ * CKA_P11KMS_PROTECTION_LEVEL: its protection level, "HSM" or "SOFTWARE".
+ */
+#define CKA_P11KMS_KEY_VERSION (CKA_VENDOR_DEFINED | 0x504B0002UL)
+#define CKA_P11KMS_KEY_ALGORITHM (CKA_VENDOR_DEFINED | 0x504B0003UL)
+#define CKA_P11KMS_PROTECTION_LEVEL (CKA_VENDOR_DEFINED | 0x504B0004UL)
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,7 +12,11 @@
 #                     (scripts/localstack.sh start; AWS_ENDPOINT_URL from its `env`), so
 #                     the EC and RSA keys pkcs11-tool makes are KMS keys, the AES key a
 #                     KMS-wrapped data key, and signatures are checked against
-#                     GetPublicKey's public keys.
+#                     GetPublicKey's public keys. Or gcp: a Google Cloud KMS token on a
+#                     fresh key ring of the Cloud KMS emulator (scripts/gcpkms.sh start;
+#                     P11KMS_GCPKMS_ENDPOINT from its `env`): the key pairs are
+#                     CryptoKeys (RSA-PSS is its own CryptoKey there: one algorithm per
+#                     key), the AES key a data key wrapped by Cloud KMS Encrypt.
 #
 # Every step prints "==> [n] step"; the first failure stops the demo and names its step.
 set -Eeuo pipefail
@@ -104,7 +108,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The module's configuration: one local token whose store lives in the tempdir.
+# One Cloud KMS REST call to the emulator (gcp backend): METHOD PATH BODY -> JSON.
+gcp_rest() {
+    curl -fsS -X "$1" -H 'Content-Type: application/json' ${3:+--data "$3"} "$GCP$2"
+}
+# A field of a JSON document on stdin (python3: the emulator's own interpreter).
+json_field() {
+    python3 -c 'import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v[k]
+print(v)' "$1"
+}
+
+# The module's configuration: one token whose store lives in the tempdir.
 export P11KMS_CONF="$TMP/pkcs11.conf"
 if [[ "$BACKEND" == aws ]]; then
     [[ -n "${AWS_ENDPOINT_URL:-}" ]] || fail "P11KMS_DEMO_BACKEND=aws needs the emulator: eval \"\$(scripts/localstack.sh env)\""
@@ -120,6 +137,27 @@ backend = "aws"
 region = "${AWS_DEFAULT_REGION:-us-east-1}"
 kek = "$KEK"
 alias_prefix = "$KMS_PREFIX"
+store = "$TMP/demo.sqlite"
+CONF
+elif [[ "$BACKEND" == gcp ]]; then
+    GCP="${P11KMS_GCPKMS_ENDPOINT:-}"
+    [[ -n "$GCP" ]] || fail "P11KMS_DEMO_BACKEND=gcp needs the emulator: scripts/gcpkms.sh start; eval \"\$(scripts/gcpkms.sh env)\""
+    GCP_LOC="projects/p11kms-demo/locations/global"
+    GCP_RING="$GCP_LOC/keyRings/demo-$(date +%s)-$$"
+    gcp_rest POST "/v1/$GCP_LOC/keyRings?keyRingId=${GCP_RING##*/}" '{}' >/dev/null ||
+        fail "cannot create the key ring in the emulator"
+    gcp_rest POST "/v1/$GCP_RING/cryptoKeys?cryptoKeyId=kek" '{"purpose": "ENCRYPT_DECRYPT"}' >/dev/null ||
+        fail "cannot create the kek in the emulator"
+    cat >"$P11KMS_CONF" <<CONF
+log_level = "warn"
+
+[[token]]
+label = "$TOKEN"
+backend = "gcp"
+key_ring = "$GCP_RING"
+kek = "kek"
+endpoint = "$GCP"
+credentials = "anonymous"
 store = "$TMP/demo.sqlite"
 CONF
 else
@@ -210,8 +248,24 @@ p11u --keypairgen --key-type EC:prime256v1 --id 01 --label ec1
 step "generate RSA 2048 key pair (id 02, label rsa1)"
 p11u --keypairgen --key-type rsa:2048 --id 02 --label rsa1
 
+# The PSS signature below: rsa1 itself, except on Cloud KMS where a version has one
+# algorithm, so pkcs11-tool makes a PSS key pair by its allowed mechanisms.
+PSS_ID=02
+if [[ "$BACKEND" == gcp ]]; then
+    step "generate RSA 2048 PSS key pair (id 04, label rsa1pss, allowed mechanisms PSS)"
+    p11u --keypairgen --key-type rsa:2048 --id 04 --label rsa1pss \
+        --allowed-mechanisms RSA-PKCS-PSS,SHA256-RSA-PKCS-PSS
+    PSS_ID=04
+    ENCRYPTS_BEFORE="$(gcp_rest GET /_emulator/calls | python3 -c 'import json, sys; print(json.load(sys.stdin).get("Encrypt", 0))')"
+fi
+
 step "generate AES-256 key (id 03, label aes1)"
 p11u --keygen --key-type AES:32 --id 03 --label aes1
+if [[ "$BACKEND" == gcp ]]; then
+    encrypts="$(gcp_rest GET /_emulator/calls | python3 -c 'import json, sys; print(json.load(sys.stdin).get("Encrypt", 0))')"
+    ((encrypts == ENCRYPTS_BEFORE + 1)) ||
+        fail "aes1 was not wrapped by one Cloud KMS Encrypt ($ENCRYPTS_BEFORE -> $encrypts)"
+fi
 
 step "list objects and check all five are there"
 p11u -O | tee objects.txt
@@ -228,6 +282,12 @@ p11t --read-object --type pubkey --id 01 -o ec.der
 p11t --read-object --type pubkey --id 02 -o rsa.der
 run openssl pkey -pubin -inform DER -in ec.der -out ec.pem
 run openssl pkey -pubin -inform DER -in rsa.der -out rsa.pem
+if [[ "$PSS_ID" == 02 ]]; then
+    cp rsa.pem rsa-pss.pem
+else
+    p11t --read-object --type pubkey --id "$PSS_ID" -o rsa-pss.der
+    run openssl pkey -pubin -inform DER -in rsa-pss.der -out rsa-pss.pem
+fi
 openssl pkey -pubin -in ec.pem -noout -text | grep -q 'prime256v1' ||
     fail "ec1 public key is not on P-256"
 openssl pkey -pubin -in rsa.pem -noout -text | grep -q 'Public-Key: (2048 bit)' ||
@@ -245,6 +305,24 @@ if [[ "$BACKEND" == aws ]]; then
         # Every signature below is verified against KMS's own public key.
         cp "$f-kms.pem" "$f.pem"
     done
+    cp rsa.pem rsa-pss.pem
+fi
+
+if [[ "$BACKEND" == gcp ]]; then
+    step "the key pairs are CryptoKeys: algorithms and GetPublicKey (REST, not the module) match"
+    for k in ec1:ec:EC_SIGN_P256_SHA256 rsa1:rsa:RSA_SIGN_PKCS1_2048_SHA256 \
+        rsa1pss:rsa-pss:RSA_SIGN_PSS_2048_SHA256; do
+        IFS=: read -r label f alg <<<"$k"
+        got="$(gcp_rest GET "/v1/$GCP_RING/cryptoKeys/$label" | json_field versionTemplate.algorithm)" ||
+            fail "no CryptoKey $label in the key ring"
+        [[ "$got" == "$alg" ]] || fail "CryptoKey $label has algorithm $got, want $alg"
+        gcp_rest GET "/v1/$GCP_RING/cryptoKeys/$label/cryptoKeyVersions/1/publicKey" |
+            json_field pem >"$f-kms.pem"
+        cmp -s <(openssl pkey -pubin -in "$f.pem" -outform DER) <(openssl pkey -pubin -in "$f-kms.pem" -outform DER) ||
+            fail "$label: the token's public key is not Cloud KMS's"
+        echo "    $label: $alg, public key matches GetPublicKey"
+        cp "$f-kms.pem" "$f.pem"
+    done
 fi
 
 printf 'p11kms demo: the quick brown fox signs over the lazy dog\n' >data.txt
@@ -256,8 +334,8 @@ run openssl dgst -sha256 -verify rsa.pem -signature rsa-pkcs.sig data.txt
 step "sign SHA256-RSA-PKCS-PSS (MGF1-SHA256, salt 32) and verify with openssl"
 # The hash comes from the mechanism (pkcs11-tool refuses --hash-algorithm here);
 # the salt length defaults to the digest length.
-p11u --sign --id 02 -m SHA256-RSA-PKCS-PSS --mgf MGF1-SHA256 -i data.txt -o rsa-pss.sig
-run openssl dgst -sha256 -verify rsa.pem -sigopt rsa_padding_mode:pss \
+p11u --sign --id "$PSS_ID" -m SHA256-RSA-PKCS-PSS --mgf MGF1-SHA256 -i data.txt -o rsa-pss.sig
+run openssl dgst -sha256 -verify rsa-pss.pem -sigopt rsa_padding_mode:pss \
     -sigopt rsa_pss_saltlen:32 -signature rsa-pss.sig data.txt
 
 step "sign ECDSA over a SHA-256 digest (CKM_ECDSA, DER signature) and verify with openssl"

@@ -97,12 +97,22 @@ localstack_up() {
     scripts/localstack.sh install && scripts/localstack.sh start || return 1
     eval "$(scripts/localstack.sh env)"
 }
-trap 'scripts/localstack.sh stop >/dev/null 2>&1 || true' EXIT
+trap 'scripts/localstack.sh stop >/dev/null 2>&1 || true; scripts/gcpkms.sh stop >/dev/null 2>&1 || true' EXIT
 if stage "LocalStack KMS emulator (scripts/localstack.sh)" localstack_up; then
     eval "$(scripts/localstack.sh env)"
     export AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION
 else
     echo "test.sh: LocalStack did not start: tests/aws.rs will print 'skipped: no emulator'"
+fi
+# The Cloud KMS emulator for the gcp demo (tests/gcp.rs starts its own on a free port).
+# It needs a Python with `cryptography`: the LocalStack virtualenv has one.
+gcpkms_up() {
+    scripts/gcpkms.sh start || return 1
+    eval "$(scripts/gcpkms.sh env)"
+}
+if stage "Cloud KMS emulator (scripts/gcpkms.sh)" gcpkms_up; then
+    eval "$(scripts/gcpkms.sh env)"
+    export P11KMS_GCPKMS_ENDPOINT
 fi
 
 stage "exported symbols (nm -D)" check_symbols "$P11KMS_MODULE"
@@ -120,6 +130,7 @@ stage "benchmark (quick mode)" scripts/bench.sh --quick
 stage "the cryptoki crate's own test suite (skip list: scripts/cryptoki-suite.skip)" scripts/cryptoki-suite.sh
 stage "demo.sh against the module" env P11KMS_DEMO_STRICT=1 scripts/demo.sh
 stage "demo.sh on an AWS KMS token (LocalStack)" env P11KMS_DEMO_STRICT=1 P11KMS_DEMO_BACKEND=aws scripts/demo.sh
+stage "demo.sh on a Google Cloud KMS token (emulator)" env P11KMS_DEMO_STRICT=1 P11KMS_DEMO_BACKEND=gcp scripts/demo.sh
 stage "pkcs11-tool --test, --test-ec, --test-fork, --test-threads" scripts/pkcs11-tool-tests.sh
 # On local and, with LocalStack up (above), aws tokens: run-all checks it answers.
 stage "interop rows on local and aws tokens (scripts/interop/run-all.sh)" scripts/interop/run-all.sh

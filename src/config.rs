@@ -70,14 +70,25 @@ pub struct TokenConfig {
     pub profile: Option<String>,
     pub kek: Option<String>,
     pub alias_prefix: Option<String>,
+    /// Cloud KMS key ring, `projects/P/locations/L/keyRings/R` (gcp).
     pub key_ring: Option<String>,
+    /// Cloud KMS credentials: "adc" (default), "anonymous" (emulators), or the path of a
+    /// service-account or authorized-user JSON file (gcp).
     pub credentials: Option<String>,
-    /// Seconds a cached KMS key listing stays current (aws). Default 300.
+    /// Show SOFTWARE-protection Cloud KMS keys too (gcp). Default true.
+    pub show_software: Option<bool>,
+    /// Where data-key bytes come from: "os" (default) or "hsm" (Cloud KMS
+    /// GenerateRandomBytes) (gcp).
+    pub random: Option<String>,
+    /// Protection level of Cloud KMS keys C_GenerateKeyPair creates: "hsm" (default) or
+    /// "software" (gcp).
+    pub protection_level: Option<String>,
+    /// Seconds a cached KMS key listing stays current (aws, gcp). Default 300.
     pub refresh_secs: Option<u64>,
     /// Pending window of ScheduleKeyDeletion for destroyed KMS keys, 7..=30 (aws).
     /// Default 30.
     pub deletion_window_days: Option<u32>,
-    /// Upper bound in seconds of one KMS call, retries included (aws). Default 10.
+    /// Upper bound in seconds of one KMS call, retries included (aws, gcp). Default 10.
     pub timeout_secs: Option<u64>,
 }
 
@@ -109,6 +120,9 @@ impl TokenConfig {
             alias_prefix: None,
             key_ring: None,
             credentials: None,
+            show_software: None,
+            random: None,
+            protection_level: None,
             refresh_secs: None,
             deletion_window_days: None,
             timeout_secs: None,
@@ -261,7 +275,7 @@ fn validate(cfg: &Config, text: &str, path: &Path) -> Result<(), String> {
             return Err(bad("label", "two tokens have this label"));
         }
         // A field's own line when it is there, else the token's label line.
-        #[cfg_attr(not(feature = "aws"), allow(unused_variables))]
+        #[cfg_attr(not(kms), allow(unused_variables))]
         let bad_field = |field: &str, why: &str| {
             let at = text
                 .lines()
@@ -305,14 +319,7 @@ fn validate(cfg: &Config, text: &str, path: &Path) -> Result<(), String> {
                         return Err(bad_field("deletion_window_days", "must be 7 to 30"));
                     }
                 }
-                if t.timeout_secs == Some(0) || t.timeout_secs.is_some_and(|s| s > 600) {
-                    return Err(bad_field("timeout_secs", "must be 1 to 600"));
-                }
-                if let Some(e) = &t.endpoint {
-                    if !(e.starts_with("http://") || e.starts_with("https://")) {
-                        return Err(bad_field("endpoint", "must be an http:// or https:// URL"));
-                    }
-                }
+                check_common(t, &bad_field)?;
             }
             #[cfg(not(feature = "aws"))]
             BackendKind::Aws => {
@@ -321,10 +328,65 @@ fn validate(cfg: &Config, text: &str, path: &Path) -> Result<(), String> {
                     "the \"aws\" backend is not built into this module (Cargo feature `aws`)",
                 ));
             }
+            #[cfg(feature = "gcp")]
+            BackendKind::Gcp => {
+                match &t.key_ring {
+                    Some(r) if !r.trim().is_empty() => {
+                        if !is_key_ring_name(r) {
+                            return Err(bad_field(
+                                "key_ring",
+                                "must be projects/PROJECT/locations/LOCATION/keyRings/RING",
+                            ));
+                        }
+                    }
+                    _ => return Err(bad("key_ring", "required for backend = \"gcp\"")),
+                }
+                match t.kek.as_deref().map(str::trim) {
+                    Some(k) if !k.is_empty() => {
+                        let ok = if k.contains('/') {
+                            k.strip_prefix(t.key_ring.as_deref().unwrap_or(""))
+                                .and_then(|r| r.strip_prefix("/cryptoKeys/"))
+                                .is_some_and(is_resource_id)
+                        } else {
+                            is_resource_id(k)
+                        };
+                        if !ok {
+                            return Err(bad_field(
+                                "kek",
+                                "must be a CryptoKey id of the key ring, or its full name \
+                                 KEY_RING/cryptoKeys/ID",
+                            ));
+                        }
+                    }
+                    _ => return Err(bad("kek", "required for backend = \"gcp\"")),
+                }
+                if let Some(c) = &t.credentials {
+                    if c != "adc" && c != "anonymous" && !Path::new(c).is_file() {
+                        return Err(bad_field(
+                            "credentials",
+                            "must be \"adc\", \"anonymous\" or the path of a JSON key file",
+                        ));
+                    }
+                }
+                if t.random.as_deref().is_some_and(|r| r != "os" && r != "hsm") {
+                    return Err(bad_field("random", "must be \"os\" or \"hsm\""));
+                }
+                if t.protection_level
+                    .as_deref()
+                    .is_some_and(|r| r != "hsm" && r != "software")
+                {
+                    return Err(bad_field(
+                        "protection_level",
+                        "must be \"hsm\" or \"software\"",
+                    ));
+                }
+                check_common(t, &bad_field)?;
+            }
+            #[cfg(not(feature = "gcp"))]
             BackendKind::Gcp => {
                 return Err(bad(
                     "backend",
-                    "the \"gcp\" backend is not built into this module",
+                    "the \"gcp\" backend is not built into this module (Cargo feature `gcp`)",
                 ));
             }
         }
@@ -335,6 +397,40 @@ fn validate(cfg: &Config, text: &str, path: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Checks shared by the cloud backends: timeout and endpoint.
+#[cfg(kms)]
+fn check_common(t: &TokenConfig, bad_field: &dyn Fn(&str, &str) -> String) -> Result<(), String> {
+    if t.timeout_secs == Some(0) || t.timeout_secs.is_some_and(|s| s > 600) {
+        return Err(bad_field("timeout_secs", "must be 1 to 600"));
+    }
+    if let Some(e) = &t.endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            return Err(bad_field("endpoint", "must be an http:// or https:// URL"));
+        }
+    }
+    Ok(())
+}
+
+/// A Cloud KMS resource id (key ring, CryptoKey): 1 to 63 of [a-zA-Z0-9_-].
+#[cfg(feature = "gcp")]
+pub fn is_resource_id(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `projects/P/locations/L/keyRings/R`.
+#[cfg(feature = "gcp")]
+pub fn is_key_ring_name(s: &str) -> bool {
+    let p: Vec<&str> = s.split('/').collect();
+    p.len() == 6
+        && p[0] == "projects"
+        && p[2] == "locations"
+        && p[4] == "keyRings"
+        && [p[1], p[3]].iter().all(|x| !x.is_empty())
+        && is_resource_id(p[5])
 }
 
 #[cfg(test)]
@@ -390,5 +486,45 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("`label`"), "{e}");
+    }
+
+    #[cfg(feature = "gcp")]
+    #[test]
+    fn gcp_fields_checked() {
+        let ok = "[[token]]\nlabel = \"g\"\nbackend = \"gcp\"\nkey_ring = \"projects/p/locations/global/keyRings/r\"\nkek = \"k\"\n";
+        parse(ok, Path::new("c")).unwrap();
+        let full = ok.replace(
+            "kek = \"k\"",
+            "kek = \"projects/p/locations/global/keyRings/r/cryptoKeys/k\"",
+        );
+        parse(&full, Path::new("c")).unwrap();
+        for (from, to, field) in [
+            ("keyRings/r", "keyRing/r", "key_ring"),
+            (
+                "kek = \"k\"",
+                "kek = \"projects/x/locations/global/keyRings/r/cryptoKeys/k\"",
+                "kek",
+            ),
+            ("kek = \"k\"", "kek = \"k\"\nrandom = \"tpm\"", "random"),
+            (
+                "kek = \"k\"",
+                "kek = \"k\"\ncredentials = \"/nonexistent.json\"",
+                "credentials",
+            ),
+            (
+                "kek = \"k\"",
+                "kek = \"k\"\nprotection_level = \"external\"",
+                "protection_level",
+            ),
+            (
+                "kek = \"k\"",
+                "kek = \"k\"\nendpoint = \"127.0.0.1:1\"",
+                "endpoint",
+            ),
+            ("kek = \"k\"\n", "", "kek"),
+        ] {
+            let e = parse(&ok.replace(from, to), Path::new("c")).unwrap_err();
+            assert!(e.contains(&format!("`{field}`")), "{field}: {e}");
+        }
     }
 }

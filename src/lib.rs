@@ -11,7 +11,7 @@ pub mod error;
 pub mod ffi;
 pub mod mechanism;
 pub mod object;
-#[cfg(feature = "aws")]
+#[cfg(kms)]
 pub mod runtime;
 pub mod session;
 pub mod store;

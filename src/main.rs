@@ -7,8 +7,9 @@ const USAGE: &str = "usage: p11kms <command>
 commands:
   check-config [FILE]   parse the configuration (default: the module's search order)
                         and list the tokens it defines with their store paths
-  rewrap LABEL          (aws tokens) rewrap every KMS-wrapped data key of token LABEL
-                        under the KEK's current key material (KMS ReEncrypt)
+  rewrap LABEL          (aws, gcp tokens) rewrap every KMS-wrapped data key of token
+                        LABEL under the KEK's current key material (AWS ReEncrypt;
+                        Cloud KMS Decrypt + Encrypt under the kek's primary version)
   version               print the version";
 
 fn main() -> ExitCode {
@@ -81,7 +82,7 @@ fn rewrap(label: &str) -> ExitCode {
     }
 }
 
-#[cfg(feature = "aws")]
+#[cfg(kms)]
 fn rewrap_token(
     slot: usize,
     t: p11kms::config::TokenConfig,
@@ -89,13 +90,13 @@ fn rewrap_token(
     p11kms::token::Token::open(slot as _, t)?.rewrap_all()
 }
 
-#[cfg(not(feature = "aws"))]
+#[cfg(not(kms))]
 fn rewrap_token(
     _slot: usize,
     _t: p11kms::config::TokenConfig,
 ) -> Result<usize, p11kms::error::Error> {
     Err(p11kms::error::Error::msg(
         cryptoki_sys::CKR_FUNCTION_NOT_SUPPORTED,
-        "this build has no KMS backend (Cargo feature `aws`)",
+        "this build has no KMS backend (Cargo features `aws`, `gcp`)",
     ))
 }

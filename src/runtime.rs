@@ -42,6 +42,13 @@ impl Runtime {
             .map_err(|m| Error::device(m.clone()))
     }
 
+    /// One KMS call `op`: logged at debug level as `kms call: <op>` (tests count these
+    /// lines), then [`Runtime::block_on`].
+    pub fn call<T>(&self, op: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        log_at!(Debug, "kms call: {op}");
+        self.block_on(op, fut)
+    }
+
     /// Run `fut` to completion on the runtime, or fail with `CKR_DEVICE_ERROR` once the
     /// deadline passes (the future is dropped: the request is abandoned).
     pub fn block_on<T>(&self, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {

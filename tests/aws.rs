@@ -1287,3 +1287,39 @@ fn token_model_names_the_backend() {
         .slot_description()
         .ends_with("(aws)"));
 }
+
+/// A disabled KEK is the token's problem, not the application's key handle: generating
+/// a token data key is CKR_DEVICE_ERROR (not CKR_KEY_FUNCTION_NOT_PERMITTED), and works
+/// again once the KEK is enabled.
+#[test]
+fn disabled_kek_is_device_error() {
+    need_emulator!();
+    let s = session();
+    let run: String = aws()
+        .dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let kek = format!("alias/p11kms-test-kek-{run}");
+    let kid = boto(&format!(
+        "print(k.describe_key(KeyId='{kek}')['KeyMetadata']['KeyId'])"
+    ));
+    let gen = |s: &Session| {
+        s.generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Label(b"kek-disabled".to_vec()),
+                Attribute::ValueLen(32.into()),
+            ],
+        )
+    };
+    boto(&format!("k.disable_key(KeyId='{kid}')"));
+    let rv = rv_err(gen(&s));
+    boto(&format!("k.enable_key(KeyId='{kid}')"));
+    assert_eq!(rv, cryptoki::error::RvError::DeviceError);
+    gen(&s).unwrap();
+}

@@ -19,9 +19,14 @@
 //! `CKR_KEY_HANDLE_INVALID`; a ciphertext KMS refuses (InvalidCiphertextException) is
 //! `CKR_ENCRYPTED_DATA_INVALID`.
 
+use super::kms::{
+    now_secs, KeyInfo, KmsBackend, Listing, ListingCache, NewKeyPair, PairKind, WrapContext,
+};
 use crate::config::TokenConfig;
 use crate::error::{Error, Result};
-use crate::mechanism::{RemoteDecrypt, RemoteKey, RemoteSign};
+use crate::mechanism::{Curve, RemoteDecrypt, RemoteKey, RemoteSign};
+use crate::object::attrs::CKA_P11KMS_KEY_ARN;
+use crate::object::Attr;
 use crate::runtime::Runtime;
 use crate::store::{hex, Store};
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -32,10 +37,9 @@ use aws_sdk_kms::types::{
 };
 use aws_sdk_kms::Client;
 use cryptoki_sys::*;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// Meta row holding the cached key listing (TOML text of [`Listing`]).
@@ -45,46 +49,8 @@ pub const TAG_TOKEN: &str = "p11kms:token";
 pub const TAG_LABEL: &str = "p11kms:label";
 pub const TAG_ID: &str = "p11kms:id";
 
-/// One KMS key as the token shows it (cached in the store).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyInfo {
-    pub key_id: String,
-    pub arn: String,
-    /// The full alias name ("alias/<prefix>label").
-    pub alias: String,
-    /// KMS KeySpec, e.g. "RSA_2048", "ECC_NIST_P256".
-    pub spec: String,
-    /// "SIGN_VERIFY" or "ENCRYPT_DECRYPT".
-    pub usage: String,
-    /// SigningAlgorithms or EncryptionAlgorithms, as KMS names them.
-    pub algorithms: Vec<String>,
-    /// DER SubjectPublicKeyInfo, hex.
-    pub spki: String,
-    /// CKA_ID, hex.
-    pub id: String,
-    /// Origin AWS_KMS (generated inside KMS): CKA_LOCAL true.
-    pub generated: bool,
-}
-
-/// The cached listing with the time it was fetched.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Listing {
-    /// Seconds since the epoch.
-    pub fetched_at: u64,
-    #[serde(default)]
-    pub keys: Vec<KeyInfo>,
-}
-
-/// What C_GenerateKeyPair asks KMS for.
-pub struct NewKey {
-    pub spec: KeySpec,
-    pub usage: KeyUsageType,
-    pub label: Option<String>,
-    /// CKA_ID given by the template, if any (tagged so every host sees it).
-    pub id: Option<Vec<u8>>,
-    /// The token's identity for the tag.
-    pub token: String,
-}
+/// First byte of a stored secret wrapped by AWS KMS (the CiphertextBlob follows).
+const BLOB_TAG: u8 = 0xA1;
 
 /// The AWS KMS backend of one token.
 pub struct AwsBackend {
@@ -93,18 +59,10 @@ pub struct AwsBackend {
     profile: Option<String>,
     kek: String,
     pub alias_prefix: String,
-    pub refresh_secs: u64,
     deletion_window_days: u32,
     rt: Runtime,
     client: OnceLock<Client>,
-    store: Arc<Store>,
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    cache: ListingCache,
 }
 
 /// Map an SDK error to the module's error (see the module doc), logging it.
@@ -154,17 +112,12 @@ fn need<T>(op: &str, v: Option<T>, field: &str) -> Result<T> {
     v.ok_or_else(|| Error::device(format!("KMS {op}: answer without {field}")))
 }
 
-fn kms_call(op: &str) {
-    log_at!(Debug, "kms call: {op}");
-}
-
 /// The EncryptionContext binding a wrapped secret to its token, object and attributes.
-pub fn context(token: &str, object_uid: &[u8; 16], attrs: &[u8; 32]) -> HashMap<String, String> {
-    HashMap::from([
-        ("p11kms:token".to_string(), token.to_string()),
-        ("p11kms:object".to_string(), hex(object_uid)),
-        ("p11kms:attrs".to_string(), hex(attrs)),
-    ])
+fn context(ctx: &WrapContext) -> HashMap<String, String> {
+    ctx.pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
 }
 
 impl AwsBackend {
@@ -184,11 +137,10 @@ impl AwsBackend {
             profile: cfg.profile.clone(),
             kek: field(&cfg.kek, "kek")?,
             alias_prefix: field(&cfg.alias_prefix, "alias_prefix")?,
-            refresh_secs: cfg.refresh_secs(),
             deletion_window_days: cfg.deletion_window_days(),
             rt: Runtime::new(Duration::from_secs(cfg.timeout_secs())),
             client: OnceLock::new(),
-            store,
+            cache: ListingCache::new(store, META_LISTING, cfg.refresh_secs()),
         })
     }
 
@@ -221,14 +173,13 @@ impl AwsBackend {
     }
 
     fn run<T>(&self, op: &str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        kms_call(op);
-        self.rt.block_on(op, fut)
+        self.rt.call(op, fut)
     }
 
     // ---- data keys -------------------------------------------------------------------
 
     /// GenerateDataKey under the KEK: (plaintext, CiphertextBlob).
-    pub fn generate_data_key(
+    fn generate_data_key_ctx(
         &self,
         ctx: HashMap<String, String>,
         len: usize,
@@ -257,7 +208,7 @@ impl AwsBackend {
     }
 
     /// Encrypt `plain` under the KEK.
-    pub fn encrypt(&self, ctx: HashMap<String, String>, plain: &[u8]) -> Result<Vec<u8>> {
+    fn encrypt_ctx(&self, ctx: HashMap<String, String>, plain: &[u8]) -> Result<Vec<u8>> {
         let c = self.client()?;
         let out = self.run("Encrypt", async {
             c.encrypt()
@@ -272,7 +223,7 @@ impl AwsBackend {
     }
 
     /// Decrypt a blob made by `generate_data_key` or `encrypt` (the context must match).
-    pub fn decrypt(&self, ctx: HashMap<String, String>, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    fn decrypt_ctx(&self, ctx: HashMap<String, String>, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let c = self.client()?;
         let out = self.run("Decrypt", async {
             c.decrypt()
@@ -289,7 +240,7 @@ impl AwsBackend {
     }
 
     /// ReEncrypt a blob under the KEK's current key material (no plaintext leaves KMS).
-    pub fn reencrypt(&self, ctx: HashMap<String, String>, blob: &[u8]) -> Result<Vec<u8>> {
+    fn reencrypt_ctx(&self, ctx: HashMap<String, String>, blob: &[u8]) -> Result<Vec<u8>> {
         let c = self.client()?;
         let out = self.run("ReEncrypt", async {
             c.re_encrypt()
@@ -307,32 +258,8 @@ impl AwsBackend {
 
     // ---- the key listing -------------------------------------------------------------
 
-    /// The cached listing in the store (no KMS call); `None` if never fetched.
-    pub fn cached_listing(&self) -> Result<Option<Listing>> {
-        let Some(v) = self.store.get_meta(META_LISTING)? else {
-            return Ok(None);
-        };
-        let text = String::from_utf8(v)
-            .map_err(|_| Error::device("token store: aws.listing is not text"))?;
-        toml::from_str(&text)
-            .map(Some)
-            .map_err(|e| Error::device(format!("token store: aws.listing: {e}")))
-    }
-
-    /// True when `l` is younger than `refresh_secs`.
-    pub fn is_current(&self, l: &Listing) -> bool {
-        now_secs().saturating_sub(l.fetched_at) < self.refresh_secs
-    }
-
-    fn save_listing(&self, l: &Listing) -> Result<()> {
-        let text =
-            toml::to_string(l).map_err(|e| Error::general(format!("aws.listing encode: {e}")))?;
-        self.store
-            .transaction(|tx| tx.set_meta(META_LISTING, text.as_bytes()))
-    }
-
     /// Fetch the listing from KMS and store it.
-    pub fn fetch_listing(&self) -> Result<Listing> {
+    fn fetch_listing_now(&self) -> Result<Listing> {
         let c = self.client()?;
         let mut aliases: Vec<(String, String)> = Vec::new();
         let mut marker: Option<String> = None;
@@ -372,7 +299,7 @@ impl AwsBackend {
             fetched_at: now_secs(),
             keys,
         };
-        self.save_listing(&l)?;
+        self.cache.save(&l)?;
         Ok(l)
     }
 
@@ -441,14 +368,16 @@ impl AwsBackend {
             .filter(|v| v.len() % 2 == 0 && v.bytes().all(|b| b.is_ascii_hexdigit()));
         Ok(Some(KeyInfo {
             id: tagged_id.unwrap_or_else(|| hex(&default_id(&real_id))),
+            label: self.label_of(alias, &real_id),
             key_id: real_id,
-            arn,
+            name: arn,
             alias: alias.to_string(),
             spec,
             usage,
             algorithms,
             spki: hex(&spki),
             generated,
+            protection_level: String::new(),
         }))
     }
 
@@ -465,22 +394,41 @@ impl AwsBackend {
         Ok(need("GetPublicKey", out.public_key, "PublicKey")?.into_inner())
     }
 
-    /// Put one key into the cached listing (after CreateKey), or take one out.
-    fn update_listing(&self, add: Option<KeyInfo>, remove: Option<&str>) -> Result<Listing> {
-        let mut l = self.cached_listing()?.unwrap_or_default();
-        if let Some(r) = remove {
-            l.keys.retain(|k| k.key_id != r);
+    /// CKA_LABEL of a key: its alias without the token's prefix; empty for a key named
+    /// by its own key id (generated with no label and no ID), as on a local token.
+    fn label_of(&self, alias: &str, key_id: &str) -> String {
+        match alias.strip_prefix(&self.alias_prefix).unwrap_or(alias) {
+            name if name == key_id => String::new(),
+            name => name.to_string(),
         }
-        if let Some(k) = add {
-            l.keys.retain(|x| x.key_id != k.key_id);
-            l.keys.push(k);
-        }
-        self.save_listing(&l)?;
-        Ok(l)
     }
 
     /// CreateKey + CreateAlias (+ GetPublicKey): the new key, already in the listing.
-    pub fn create_key(&self, k: NewKey) -> Result<KeyInfo> {
+    fn create_key_now(&self, k: NewKeyPair) -> Result<KeyInfo> {
+        let (spec, usage) = match k.kind {
+            PairKind::Rsa { bits, decrypt, .. } => (
+                match bits {
+                    2048 => KeySpec::Rsa2048,
+                    3072 => KeySpec::Rsa3072,
+                    4096 => KeySpec::Rsa4096,
+                    _ => return Err(CKR_KEY_SIZE_RANGE.into()),
+                },
+                if decrypt {
+                    KeyUsageType::EncryptDecrypt
+                } else {
+                    KeyUsageType::SignVerify
+                },
+            ),
+            PairKind::Ec(c) => (
+                match c {
+                    Curve::P256 => KeySpec::EccNistP256,
+                    Curve::P384 => KeySpec::EccNistP384,
+                    Curve::P521 => KeySpec::EccNistP521,
+                    Curve::K256 => KeySpec::EccSecgP256K1,
+                },
+                KeyUsageType::SignVerify,
+            ),
+        };
         let c = self.client()?;
         // The alias names the key: the label, else the hex CKA_ID, else (a template
         // with neither, as NSS and SunPKCS11 send before they set CKA_ID) the key id.
@@ -502,8 +450,8 @@ impl AwsBackend {
             .map_err(|e| Error::general(format!("KMS tag: {e}")))?;
         let md = self.run("CreateKey", async {
             c.create_key()
-                .key_spec(k.spec.clone())
-                .key_usage(k.usage.clone())
+                .key_spec(spec.clone())
+                .key_usage(usage.clone())
                 .description(format!("p11kms token {}", k.token))
                 .set_tags(Some(tags))
                 .send()
@@ -550,16 +498,18 @@ impl AwsBackend {
         };
         let info = KeyInfo {
             id: hex(&k.id.unwrap_or_else(|| default_id(&key_id).to_vec())),
-            arn: md.arn().unwrap_or(&key_id).to_string(),
+            name: md.arn().unwrap_or(&key_id).to_string(),
+            label: self.label_of(&alias, &key_id),
             key_id,
             alias,
-            spec: k.spec.as_str().to_string(),
+            spec: spec.as_str().to_string(),
             usage,
             algorithms,
             spki: hex(&spki),
             generated: true,
+            protection_level: String::new(),
         };
-        self.update_listing(Some(info.clone()), None)?;
+        self.cache.update(Some(info.clone()), None)?;
         Ok(info)
     }
 
@@ -580,7 +530,7 @@ impl AwsBackend {
     /// name, then DeleteAlias of the old), so every host sees the change. Makes only
     /// the calls a change needs: none when both are already what is asked. Returns the
     /// listing with the key updated.
-    pub fn rename_key(
+    fn rename_kms_key(
         &self,
         key: &KeyInfo,
         id: Option<&[u8]>,
@@ -596,7 +546,7 @@ impl AwsBackend {
             .map(|l| (l, self.alias_of_label(key, l)))
             .filter(|(_, a)| *a != key.alias);
         if tags.is_empty() && new_alias.is_none() {
-            return Ok(self.cached_listing()?.unwrap_or_default());
+            return Ok(self.cache.get()?.unwrap_or_default());
         }
         let c = self.client()?;
         if let Some((l, alias)) = &new_alias {
@@ -647,7 +597,8 @@ impl AwsBackend {
             next.alias = alias.clone();
         }
         tagged?;
-        self.update_listing(Some(next), None)
+        next.label = self.label_of(&next.alias, &next.key_id);
+        self.cache.update(Some(next), None)
     }
 
     fn schedule_deletion(&self, key_id: &str, alias: Option<&str>, days: u32) -> Result<()> {
@@ -670,13 +621,6 @@ impl AwsBackend {
                 .map_err(|e| kms_error("ScheduleKeyDeletion", e))
         })?;
         Ok(())
-    }
-
-    /// C_DestroyObject of a KMS private key: DeleteAlias + ScheduleKeyDeletion with the
-    /// configured window; the key leaves the listing.
-    pub fn delete_key(&self, key: &KeyInfo) -> Result<Listing> {
-        self.schedule_deletion(&key.key_id, Some(&key.alias), self.deletion_window_days)?;
-        self.update_listing(None, Some(&key.key_id))
     }
 
     /// The remote half of a listed key.
@@ -781,6 +725,67 @@ impl RemoteKey for AwsKey {
     }
 }
 
+impl KmsBackend for AwsBackend {
+    fn kind(&self) -> &'static str {
+        "aws"
+    }
+
+    fn blob_tag(&self) -> u8 {
+        BLOB_TAG
+    }
+
+    fn listing(&self) -> &ListingCache {
+        &self.cache
+    }
+
+    fn fetch_listing(&self) -> Result<Listing> {
+        self.fetch_listing_now()
+    }
+
+    fn can_rename(&self) -> bool {
+        true
+    }
+
+    fn rename_key(&self, k: &KeyInfo, id: Option<&[u8]>, label: Option<&str>) -> Result<Listing> {
+        self.rename_kms_key(k, id, label)
+    }
+
+    fn generate_data_key(
+        &self,
+        ctx: &WrapContext,
+        len: usize,
+    ) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
+        self.generate_data_key_ctx(context(ctx), len)
+    }
+
+    fn encrypt(&self, ctx: &WrapContext, plain: &[u8]) -> Result<Vec<u8>> {
+        self.encrypt_ctx(context(ctx), plain)
+    }
+
+    fn decrypt(&self, ctx: &WrapContext, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.decrypt_ctx(context(ctx), blob)
+    }
+
+    /// ReEncrypt (no plaintext leaves KMS).
+    fn rewrap(&self, ctx: &WrapContext, blob: &[u8]) -> Result<Vec<u8>> {
+        self.reencrypt_ctx(context(ctx), blob)
+    }
+
+    fn create_key(&self, k: NewKeyPair) -> Result<KeyInfo> {
+        self.create_key_now(k)
+    }
+
+    /// DeleteAlias + ScheduleKeyDeletion with the configured window.
+    fn delete_key(&self, key: &KeyInfo) -> Result<Listing> {
+        self.schedule_deletion(&key.key_id, Some(&key.alias), self.deletion_window_days)?;
+        self.cache.update(None, Some(&key.key_id))
+    }
+
+    fn vendor_attrs(&self, k: &KeyInfo) -> Vec<Attr> {
+        vec![(CKA_P11KMS_KEY_ARN, k.name.as_bytes().to_vec())]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -800,27 +805,5 @@ mod tests {
     #[test]
     fn sanitized_alias() {
         assert_eq!(sanitize("my key/1.a"), "my_key/1_a");
-    }
-
-    #[test]
-    fn listing_round_trip() {
-        let l = Listing {
-            fetched_at: 5,
-            keys: vec![KeyInfo {
-                key_id: "k".into(),
-                arn: "a".into(),
-                alias: "alias/x/y".into(),
-                spec: "RSA_2048".into(),
-                usage: "SIGN_VERIFY".into(),
-                algorithms: vec!["RSASSA_PSS_SHA_256".into()],
-                spki: "3000".into(),
-                id: "01".into(),
-                generated: true,
-            }],
-        };
-        let t = toml::to_string(&l).unwrap();
-        let back: Listing = toml::from_str(&t).unwrap();
-        assert_eq!(back.keys, l.keys);
-        assert_eq!(back.fetched_at, 5);
     }
 }

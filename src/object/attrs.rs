@@ -6,6 +6,13 @@ use cryptoki_sys::*;
 
 /// CKA_P11KMS_KEY_ARN (include/p11kms.h): the ARN of the KMS key behind a key object.
 pub const CKA_P11KMS_KEY_ARN: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x504B_0001;
+/// CKA_P11KMS_KEY_VERSION: the resource name of the Cloud KMS CryptoKeyVersion behind a
+/// key object.
+pub const CKA_P11KMS_KEY_VERSION: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x504B_0002;
+/// CKA_P11KMS_KEY_ALGORITHM: the Cloud KMS algorithm of that version.
+pub const CKA_P11KMS_KEY_ALGORITHM: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x504B_0003;
+/// CKA_P11KMS_PROTECTION_LEVEL: the Cloud KMS protection level of that version.
+pub const CKA_P11KMS_PROTECTION_LEVEL: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 0x504B_0004;
 
 /// Object classes as a bit set, so a rule can name several.
 pub type ClassSet = u8;
@@ -259,10 +266,35 @@ pub static RULES: &[Rule] = &[
         D::Computed,
         Fixed,
     ),
-    // p11kms vendor attributes (include/p11kms.h): the KMS key's ARN, set by the token
-    // on both halves of a KMS key pair; absent (CKR_ATTRIBUTE_TYPE_INVALID) elsewhere.
+    // p11kms vendor attributes (include/p11kms.h): the KMS key's ARN (aws), version
+    // name, algorithm and protection level (gcp), set by the token on both halves of a
+    // KMS key pair; absent (CKR_ATTRIBUTE_TYPE_INVALID) elsewhere.
     r(
         CKA_P11KMS_KEY_ARN,
+        Bytes,
+        PUBLIC | PRIVATE,
+        Any,
+        D::Computed,
+        TokenOnly,
+    ),
+    r(
+        CKA_P11KMS_KEY_VERSION,
+        Bytes,
+        PUBLIC | PRIVATE,
+        Any,
+        D::Computed,
+        TokenOnly,
+    ),
+    r(
+        CKA_P11KMS_KEY_ALGORITHM,
+        Bytes,
+        PUBLIC | PRIVATE,
+        Any,
+        D::Computed,
+        TokenOnly,
+    ),
+    r(
+        CKA_P11KMS_PROTECTION_LEVEL,
         Bytes,
         PUBLIC | PRIVATE,
         Any,

@@ -72,6 +72,18 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// Inverse of [`hex`]; `None` for odd lengths or non-hex digits.
+#[cfg(kms)]
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
 /// SQLite says "this is not a database" (or an encrypted/garbage header).
 fn is_not_a_db(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(ErrorCode::NotADatabase))

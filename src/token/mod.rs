@@ -1,18 +1,18 @@
 //! A token (one slot): login state, PIN operations through the backend, and the objects
 //! it holds — token objects mirrored from the store, session objects in memory only.
 
-#[cfg(feature = "aws")]
+#[cfg(kms)]
 mod remote;
 
-#[cfg(feature = "aws")]
-use crate::backend::aws::{self, AwsBackend, Listing};
+#[cfg(kms)]
+use crate::backend::kms::{kek_error, Kms, Listing, NewKeyPair, PairKind, WrapContext};
 use crate::backend::local::{LocalBackend, MasterKey};
 use crate::backend::Kek;
 use crate::config::TokenConfig;
 use crate::error::{Error, Result};
 use crate::mechanism::{KeyMaterial, LocalKey, Mechanism};
 use crate::object::{Attr, Object, Secret, Summary};
-#[cfg(feature = "aws")]
+#[cfg(kms)]
 use crate::store::hex;
 use crate::store::{Store, StoredObject};
 use cryptoki_sys::*;
@@ -328,21 +328,16 @@ impl Objects {
     }
 }
 
-/// First byte of a stored secret wrapped by KMS (the KMS CiphertextBlob follows);
-/// local wraps start with 0x01.
-#[cfg(feature = "aws")]
-const AWS_BLOB_V1: u8 = 0xA1;
-
 /// When this process last tried to fetch the KMS listing (failures are retried after
 /// a pause, not on every C_FindObjectsInit, and never cached as a result).
 #[derive(Default)]
 struct RemoteState {
-    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    #[cfg_attr(not(kms), allow(dead_code))]
     last_attempt: Option<std::time::Instant>,
 }
 
 /// Seconds between two listing fetches after a failed one.
-#[cfg(feature = "aws")]
+#[cfg(kms)]
 const RETRY_AFTER_FAILURE_SECS: u64 = 30;
 
 /// Who is logged in (application-wide per token, §5.6).
@@ -358,7 +353,7 @@ pub struct Token {
     pub config: TokenConfig,
     backend: LocalBackend,
     kek: Kek,
-    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
+    #[cfg_attr(not(kms), allow(dead_code))]
     remote_state: Mutex<RemoteState>,
     login: RwLock<Login>,
     objects: RwLock<Objects>,
@@ -379,9 +374,13 @@ impl Token {
         let store = Arc::new(Store::open(&config.store_path())?);
         let kek = match config.backend {
             #[cfg(feature = "aws")]
-            crate::config::BackendKind::Aws => {
-                Kek::Aws(Arc::new(AwsBackend::new(&config, store.clone())?))
-            }
+            crate::config::BackendKind::Aws => Kek::Kms(Kms::Aws(Arc::new(
+                crate::backend::aws::AwsBackend::new(&config, store.clone())?,
+            ))),
+            #[cfg(feature = "gcp")]
+            crate::config::BackendKind::Gcp => Kek::Kms(Kms::Gcp(Arc::new(
+                crate::backend::gcp::GcpBackend::new(&config, store.clone())?,
+            ))),
             _ => Kek::Local,
         };
         let backend = match config.max_pin_attempts {
@@ -439,11 +438,11 @@ impl Token {
         }
         drop(map);
         self.changed();
-        #[cfg(feature = "aws")]
-        if let Kek::Aws(b) = &self.kek {
+        #[cfg(kms)]
+        if let Kek::Kms(b) = &self.kek {
             // From the cache only: opening a token or noticing another process's commit
             // costs no KMS call.
-            match b.cached_listing() {
+            match b.listing().get() {
                 Ok(Some(l)) => self.sync_remote(b, &l),
                 Ok(None) => {}
                 Err(e) => log_at!(Warn, "token \"{}\": {e}", self.config.label),
@@ -454,8 +453,8 @@ impl Token {
 
     /// Mirror a KMS listing: keep the entries of keys still listed, add new keys, drop
     /// vanished ones. A key whose objects cannot be built is skipped with a warning.
-    #[cfg(feature = "aws")]
-    fn sync_remote(&self, b: &Arc<AwsBackend>, l: &Listing) {
+    #[cfg(kms)]
+    fn sync_remote(&self, b: &Kms, l: &Listing) {
         let mut map = self.objects.write();
         let listed: std::collections::HashSet<&str> =
             l.keys.iter().map(|k| k.key_id.as_str()).collect();
@@ -467,7 +466,7 @@ impl Token {
             if have.contains(&k.key_id) {
                 // Renamed (here or by another process), or its public key no longer
                 // the one listed: same handles, attributes from the listing.
-                let (label, id) = remote::label_and_id(b, k);
+                let (label, id) = remote::label_and_id(k);
                 let spki = remote::unhex(&k.spki).unwrap_or_default();
                 let mine: Vec<Arc<Entry>> = map
                     .values()
@@ -495,12 +494,9 @@ impl Token {
                             // The label and id indexes follow the rename.
                             map.resummarize(e.handle, next);
                         }
-                        Err(err) => log_at!(
-                            Warn,
-                            "KMS key {} ({}): not updated: {err}",
-                            k.alias,
-                            k.key_id
-                        ),
+                        Err(err) => {
+                            log_at!(Warn, "KMS key {} ({}): not updated: {err}", k.label, k.name)
+                        }
                     }
                 }
                 continue;
@@ -511,18 +507,18 @@ impl Token {
                         map.insert(Arc::new(Entry::decoded(o, None, Some(k.key_id.clone()))));
                     }
                 }
-                Err(e) => log_at!(Warn, "KMS key {} ({}): not shown: {e}", k.alias, k.key_id),
+                Err(e) => log_at!(Warn, "KMS key {} ({}): not shown: {e}", k.label, k.name),
             }
         }
     }
 
     /// Fetch the KMS listing when the cached one is older than `refresh_secs` (or
     /// absent). A failure is logged and the cached listing stays in use.
-    #[cfg(feature = "aws")]
+    #[cfg(kms)]
     fn refresh_remote(&self) {
-        let Kek::Aws(b) = &self.kek else { return };
-        let current = match b.cached_listing() {
-            Ok(Some(l)) => b.is_current(&l),
+        let Kek::Kms(b) = &self.kek else { return };
+        let current = match b.listing().get() {
+            Ok(Some(l)) => b.listing().is_current(&l),
             Ok(None) => false,
             Err(_) => false,
         };
@@ -532,7 +528,7 @@ impl Token {
         {
             let mut st = self.remote_state.lock();
             if let Some(t) = st.last_attempt {
-                let pause = RETRY_AFTER_FAILURE_SECS.min(b.refresh_secs);
+                let pause = RETRY_AFTER_FAILURE_SECS.min(b.listing().refresh_secs);
                 if t.elapsed().as_secs() < pause {
                     return;
                 }
@@ -553,7 +549,7 @@ impl Token {
     }
 
     /// The token identity bound into KMS encryption contexts (hex of the token uid).
-    #[cfg(feature = "aws")]
+    #[cfg(kms)]
     fn token_id(&self) -> Result<String> {
         Ok(hex(&self
             .backend
@@ -561,20 +557,20 @@ impl Token {
             .ok_or(CKR_USER_NOT_LOGGED_IN)?))
     }
 
-    #[cfg(feature = "aws")]
-    fn kms_context(&self, o: &Object) -> Result<std::collections::HashMap<String, String>> {
-        Ok(aws::context(
-            &self.token_id()?,
-            &o.uid,
-            &o.attrs_digest_for_kms(),
-        ))
+    #[cfg(kms)]
+    fn kms_context(&self, o: &Object) -> Result<WrapContext> {
+        Ok(WrapContext {
+            token: self.token_id()?,
+            object: o.uid,
+            attrs: o.attrs_digest_for_kms(),
+        })
     }
 
-    /// The backend that wraps this token's secrets, when it is KMS.
-    #[cfg(feature = "aws")]
-    pub fn aws(&self) -> Option<&Arc<AwsBackend>> {
+    /// The KMS that wraps this token's secrets, if any.
+    #[cfg(kms)]
+    pub fn kms(&self) -> Option<&Kms> {
         match &self.kek {
-            Kek::Aws(b) => Some(b),
+            Kek::Kms(b) => Some(b),
             Kek::Local => None,
         }
     }
@@ -805,12 +801,14 @@ impl Token {
                 &o.uid,
                 &o.seal_secret()?,
             )?),
-            #[cfg(feature = "aws")]
-            (Secret::Plain(m), Kek::Aws(b)) => {
+            #[cfg(kms)]
+            (Secret::Plain(m), Kek::Kms(b)) => {
                 self.master()?;
                 let plain = kms_plaintext(m);
-                let blob = b.encrypt(self.kms_context(o)?, &plain)?;
-                Some([&[AWS_BLOB_V1][..], &blob].concat())
+                let blob = b
+                    .encrypt(&self.kms_context(o)?, &plain)
+                    .map_err(kek_error)?;
+                Some([&[b.blob_tag()][..], &blob].concat())
             }
         };
         Ok(StoredObject {
@@ -829,8 +827,8 @@ impl Token {
         session: CK_SESSION_HANDLE,
         rw: bool,
     ) -> Result<CK_OBJECT_HANDLE> {
-        #[cfg(feature = "aws")]
-        if let (Kek::Aws(b), true) = (&self.kek, o.is_token()) {
+        #[cfg(kms)]
+        if let (Kek::Kms(b), true) = (&self.kek, o.is_token()) {
             let mut o = o;
             self.check_writable(&o, rw)?;
             self.master()?;
@@ -839,7 +837,9 @@ impl Token {
                 _ => return Err(Error::general("add_generated without a secret key")),
             };
             let before = o.attrs_digest_for_kms();
-            let (plain, blob) = b.generate_data_key(self.kms_context(&o)?, len)?;
+            let (plain, blob) = b
+                .generate_data_key(&self.kms_context(&o)?, len)
+                .map_err(kek_error)?;
             o.replace_secret_value(plain)?;
             if o.attrs_digest_for_kms() != before {
                 return Err(Error::general("attributes changed with the KMS data key"));
@@ -847,7 +847,7 @@ impl Token {
             let s = StoredObject {
                 uid: o.uid,
                 attrs: o.encode_attrs(),
-                secret: Some([&[AWS_BLOB_V1][..], &blob].concat()),
+                secret: Some([&[b.blob_tag()][..], &blob].concat()),
             };
             let _g = self.reload.lock();
             self.store().transaction(|tx| tx.insert_object(&s))?;
@@ -869,10 +869,9 @@ impl Token {
         priv_t: &[Attr],
         rw: bool,
     ) -> Result<Option<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)>> {
-        #[cfg(feature = "aws")]
-        if let Kek::Aws(b) = &self.kek {
+        #[cfg(kms)]
+        if let Kek::Kms(b) = &self.kek {
             use crate::object::{find, find_bool, find_ulong};
-            use aws_sdk_kms::types::{KeySpec, KeyUsageType};
             if find_bool(priv_t, CKA_TOKEN)? != Some(true) {
                 return Ok(None);
             }
@@ -889,7 +888,7 @@ impl Token {
                     (None, None) => Ok(None),
                 }
             };
-            let (spec, usage) = match mech.mech {
+            let kind = match mech.mech {
                 CKM_RSA_PKCS_KEY_PAIR_GEN => {
                     let bits =
                         find_ulong(pub_t, CKA_MODULUS_BITS)?.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
@@ -902,42 +901,31 @@ impl Token {
                             ));
                         }
                     }
-                    let spec = match bits {
-                        2048 => KeySpec::Rsa2048,
-                        3072 => KeySpec::Rsa3072,
-                        4096 => KeySpec::Rsa4096,
-                        _ => return Err(CKR_KEY_SIZE_RANGE.into()),
-                    };
+                    if !matches!(bits, 2048 | 3072 | 4096) {
+                        return Err(CKR_KEY_SIZE_RANGE.into());
+                    }
                     let decrypt = find_bool(priv_t, CKA_DECRYPT)? == Some(true)
                         && find_bool(priv_t, CKA_SIGN)? != Some(true);
-                    let usage = if decrypt {
-                        KeyUsageType::EncryptDecrypt
-                    } else {
-                        KeyUsageType::SignVerify
-                    };
-                    (spec, usage)
+                    PairKind::Rsa {
+                        bits: bits as u32,
+                        decrypt,
+                        pss: !decrypt && pss_only(either(CKA_ALLOWED_MECHANISMS)?.as_deref()),
+                    }
                 }
                 CKM_EC_KEY_PAIR_GEN => {
                     let params = either(CKA_EC_PARAMS)?.ok_or(CKR_TEMPLATE_INCOMPLETE)?;
-                    let spec = match crate::mechanism::curve_from_params(&params)? {
-                        crate::mechanism::Curve::P256 => KeySpec::EccNistP256,
-                        crate::mechanism::Curve::P384 => KeySpec::EccNistP384,
-                        crate::mechanism::Curve::P521 => KeySpec::EccNistP521,
-                        crate::mechanism::Curve::K256 => KeySpec::EccSecgP256K1,
-                    };
-                    (spec, KeyUsageType::SignVerify)
+                    PairKind::Ec(crate::mechanism::curve_from_params(&params)?)
                 }
                 _ => return Err(CKR_MECHANISM_INVALID.into()),
             };
             let label = either(CKA_LABEL)?.map(|l| String::from_utf8_lossy(&l).into_owned());
-            let info = b.create_key(aws::NewKey {
-                spec,
-                usage,
+            let info = b.create_key(NewKeyPair {
+                kind,
                 label,
                 id: either(CKA_ID)?,
                 token: self.token_id()?,
             })?;
-            let l = b.cached_listing()?.unwrap_or_default();
+            let l = b.listing().get()?.unwrap_or_default();
             self.sync_remote(b, &l);
             let map = self.objects.read();
             let mut ph = None;
@@ -954,7 +942,7 @@ impl Token {
                 (Some(p), Some(s)) => Ok(Some((p, s))),
                 _ => Err(Error::device(format!(
                     "KMS key {} created but its objects could not be built",
-                    info.key_id
+                    info.name
                 ))),
             };
         }
@@ -963,11 +951,12 @@ impl Token {
     }
 
     /// Rewrap every KMS-wrapped secret of this token under the KEK's current key
-    /// material with ReEncrypt (no plaintext leaves KMS). Returns how many were
-    /// rewrapped. Needs no login. For the admin CLI.
-    #[cfg(feature = "aws")]
+    /// material (AWS: ReEncrypt, no plaintext leaves KMS; Cloud KMS: Decrypt + Encrypt
+    /// under the primary version). Returns how many were rewrapped. Needs no login.
+    /// For the admin CLI.
+    #[cfg(kms)]
     pub fn rewrap_all(&self) -> Result<usize> {
-        let Kek::Aws(b) = &self.kek else {
+        let Kek::Kms(b) = &self.kek else {
             return Err(Error::msg(
                 CKR_FUNCTION_NOT_SUPPORTED,
                 "rewrap: the token's secrets are not wrapped by KMS",
@@ -978,14 +967,16 @@ impl Token {
             let Some(blob) = s
                 .secret
                 .as_ref()
-                .filter(|b| b.first() == Some(&AWS_BLOB_V1))
+                .filter(|x| x.first() == Some(&b.blob_tag()))
             else {
                 continue;
             };
             let o = Object::from_stored(s.uid, &s.attrs, None)?;
-            let fresh = b.reencrypt(self.kms_context(&o)?, &blob[1..])?;
+            let fresh = b
+                .rewrap(&self.kms_context(&o)?, &blob[1..])
+                .map_err(kek_error)?;
             let next = StoredObject {
-                secret: Some([&[AWS_BLOB_V1][..], &fresh].concat()),
+                secret: Some([&[b.blob_tag()][..], &fresh].concat()),
                 ..s.clone()
             };
             self.store().transaction(|tx| {
@@ -1030,9 +1021,9 @@ impl Token {
             if !o.bool_attr(CKA_DESTROYABLE) {
                 return Err(CKR_ACTION_PROHIBITED.into());
             }
-            #[cfg(feature = "aws")]
-            if let (Some(key_id), Kek::Aws(b)) = (&e.remote, &self.kek) {
-                let l = b.cached_listing()?.unwrap_or_default();
+            #[cfg(kms)]
+            if let (Some(key_id), Kek::Kms(b)) = (&e.remote, &self.kek) {
+                let l = b.listing().get()?.unwrap_or_default();
                 let info = l
                     .keys
                     .iter()
@@ -1056,8 +1047,8 @@ impl Token {
     /// C_SetAttributeValue, persisted for token objects.
     pub fn set_attributes(&self, h: CK_OBJECT_HANDLE, t: &[Attr], rw: bool) -> Result<()> {
         let e = self.entry(h)?;
-        #[cfg(feature = "aws")]
-        if let (Some(key_id), Kek::Aws(b)) = (&e.remote, &self.kek) {
+        #[cfg(kms)]
+        if let (Some(key_id), Kek::Kms(b)) = (&e.remote, &self.kek) {
             return self.set_remote_attributes(b, &e, key_id, t, rw);
         }
         // The stored secret seals the attributes: changing them means re-wrapping it.
@@ -1084,10 +1075,10 @@ impl Token {
     /// can change (NSS and SunPKCS11 name a key pair after generating it), and change
     /// both halves, since they are one KMS key's tag and alias; any other attribute is
     /// CKR_ATTRIBUTE_READ_ONLY. Needs the user logged in: it changes the KMS key.
-    #[cfg(feature = "aws")]
+    #[cfg(kms)]
     fn set_remote_attributes(
         &self,
-        b: &Arc<AwsBackend>,
+        b: &Kms,
         e: &Entry,
         key_id: &str,
         t: &[Attr],
@@ -1114,7 +1105,7 @@ impl Token {
                 }
             }
         }
-        let l = b.cached_listing()?.unwrap_or_default();
+        let l = b.listing().get()?.unwrap_or_default();
         let info = l
             .keys
             .iter()
@@ -1128,7 +1119,7 @@ impl Token {
     /// Handles of every visible object matching `t` (C_FindObjectsInit).
     pub fn find(&self, t: &[Attr]) -> Result<Vec<CK_OBJECT_HANDLE>> {
         self.refresh()?;
-        #[cfg(feature = "aws")]
+        #[cfg(kms)]
         self.refresh_remote();
         let see_private = self.user_can_see_private();
         let map = self.objects.read();
@@ -1165,24 +1156,27 @@ impl Token {
                     let plain = self.backend.unwrap(&master, &o.uid, blob)?;
                     o.open_secret(&plain)?
                 }
-                #[cfg(feature = "aws")]
-                Kek::Aws(b) => {
-                    let Some((&AWS_BLOB_V1, kms_blob)) = blob.split_first() else {
+                #[cfg(kms)]
+                Kek::Kms(b) => {
+                    let Some((_, kms_blob)) =
+                        blob.split_first().filter(|(t, _)| **t == b.blob_tag())
+                    else {
                         return Err(Error::device(format!(
                             "object {}: stored key is not wrapped by KMS",
                             hex(&o.uid)
                         )));
                     };
-                    let plain =
-                        b.decrypt(self.kms_context(&o)?, kms_blob)
-                            .map_err(|e| match e.rv() {
-                                CKR_ENCRYPTED_DATA_INVALID => Error::device(format!(
-                                    "object {}: KMS refused its wrapped key (attributes or blob \
+                    let plain = b
+                        .decrypt(&self.kms_context(&o)?, kms_blob)
+                        .map_err(kek_error)
+                        .map_err(|e| match e.rv() {
+                            CKR_ENCRYPTED_DATA_INVALID => Error::device(format!(
+                                "object {}: KMS refused its wrapped key (attributes or blob \
                                  modified outside the module?): {e}",
-                                    hex(&o.uid)
-                                )),
-                                _ => e,
-                            })?;
+                                hex(&o.uid)
+                            )),
+                            _ => e,
+                        })?;
                     kms_material(&o, plain)?
                 }
             };
@@ -1211,7 +1205,7 @@ impl Token {
 
 /// What KMS wraps for an object: a secret key's value as it is (so GenerateDataKey and
 /// Encrypt blobs decrypt alike), other material in the store's material encoding.
-#[cfg(feature = "aws")]
+#[cfg(kms)]
 fn kms_plaintext(m: &KeyMaterial) -> zeroize::Zeroizing<Vec<u8>> {
     match m {
         KeyMaterial::Secret { value, .. } => value.clone(),
@@ -1221,7 +1215,7 @@ fn kms_plaintext(m: &KeyMaterial) -> zeroize::Zeroizing<Vec<u8>> {
 
 /// Inverse of [`kms_plaintext`] for object `o`; an AES key's value must give the
 /// stored CKA_CHECK_VALUE (the one attribute the encryption context does not bind).
-#[cfg(feature = "aws")]
+#[cfg(kms)]
 fn kms_material(o: &Object, plain: zeroize::Zeroizing<Vec<u8>>) -> Result<KeyMaterial> {
     let corrupt = || {
         Error::device(format!(
@@ -1247,4 +1241,30 @@ fn kms_material(o: &Object, plain: zeroize::Zeroizing<Vec<u8>>) -> Result<KeyMat
         }
     }
     Ok(m)
+}
+
+/// True when a CKA_ALLOWED_MECHANISMS value names RSA-PSS signing and no PKCS#1 v1.5
+/// signing: the key pair a KMS should make is a PSS key.
+#[cfg(kms)]
+fn pss_only(allowed: Option<&[u8]>) -> bool {
+    let Some(a) = allowed else { return false };
+    const N: usize = std::mem::size_of::<CK_ULONG>();
+    let mechs: Vec<CK_MECHANISM_TYPE> = a
+        .chunks_exact(N)
+        .filter_map(|c| <[u8; N]>::try_from(c).ok())
+        .map(CK_ULONG::from_ne_bytes)
+        .collect();
+    let pss = [
+        CKM_RSA_PKCS_PSS,
+        CKM_SHA256_RSA_PKCS_PSS,
+        CKM_SHA384_RSA_PKCS_PSS,
+        CKM_SHA512_RSA_PKCS_PSS,
+    ];
+    let pkcs1 = [
+        CKM_RSA_PKCS,
+        CKM_SHA256_RSA_PKCS,
+        CKM_SHA384_RSA_PKCS,
+        CKM_SHA512_RSA_PKCS,
+    ];
+    mechs.iter().any(|m| pss.contains(m)) && !mechs.iter().any(|m| pkcs1.contains(m))
 }

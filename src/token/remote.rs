@@ -2,32 +2,24 @@
 //! sharing CKA_ID, built through the ordinary `Object::create` path so they carry the
 //! full standard attribute set.
 //!
-//! Choices: CKA_LABEL is the alias without the token's prefix; CKA_ID the `p11kms:id`
-//! tag, else the key id's UUID bytes; CKA_LOCAL (and ALWAYS_SENSITIVE /
-//! NEVER_EXTRACTABLE) is true for keys generated inside KMS (Origin AWS_KMS), false for
-//! imported key material; the objects are not copyable and only CKA_ID and CKA_LABEL
-//! change (the key's `p11kms:id` tag and its alias, Token::set_remote_attributes),
-//! the private one is destroyable (schedules the key's deletion), the public one not.
-//! Object uids (CKA_UNIQUE_ID) derive from the ARN: the same in every process.
+//! Choices: CKA_LABEL and CKA_ID come from the backend's listing (AWS: the alias
+//! without the token's prefix and the `p11kms:id` tag or key UUID; Cloud KMS: the
+//! CryptoKey id and the scheme in backend/gcp.rs); CKA_LOCAL (and ALWAYS_SENSITIVE /
+//! NEVER_EXTRACTABLE) is true for keys generated inside KMS, false for imported key
+//! material; the objects are not copyable, modifiable only where the backend can rename
+//! a key (AWS: CKA_ID and CKA_LABEL, Token::set_remote_attributes), the private
+//! one is destroyable (schedules the key's deletion), the public one not. Object uids
+//! (CKA_UNIQUE_ID) derive from the key's resource name: the same in every process.
 
-use crate::backend::aws::{AwsBackend, KeyInfo};
+use crate::backend::kms::{KeyInfo, Kms};
 use crate::error::{Error, Result};
 use crate::mechanism::{self, KeyMaterial};
-use crate::object::attrs::{bool_, ulong, CKA_P11KMS_KEY_ARN};
+use crate::object::attrs::{bool_, ulong};
 use crate::object::{Attr, Object, Origin};
 use cryptoki_sys::*;
-use std::sync::Arc;
 
 pub(super) fn unhex(s: &str) -> Result<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return Err(Error::device("aws.listing: odd hex"));
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| Error::device("aws.listing: bad hex"))
-        })
-        .collect()
+    crate::store::unhex(s).ok_or_else(|| Error::device("KMS listing: bad hex"))
 }
 
 /// PKCS#11 mechanisms a KMS key's algorithms allow (hashing happens locally, so each
@@ -52,6 +44,29 @@ pub(super) fn allowed_mechanisms(algorithms: &[String]) -> Vec<CK_MECHANISM_TYPE
             "RSASSA_PSS_SHA_384" => &[CKM_RSA_PKCS_PSS, CKM_SHA384_RSA_PKCS_PSS],
             "RSASSA_PSS_SHA_512" => &[CKM_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS],
             "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" => &[CKM_RSA_PKCS_OAEP],
+            // Cloud KMS: one algorithm per key version.
+            "EC_SIGN_P256_SHA256" | "EC_SIGN_P384_SHA384" | "EC_SIGN_SECP256K1_SHA256" => &[
+                CKM_ECDSA,
+                CKM_ECDSA_SHA1,
+                CKM_ECDSA_SHA224,
+                CKM_ECDSA_SHA256,
+                CKM_ECDSA_SHA384,
+                CKM_ECDSA_SHA512,
+            ],
+            "RSA_SIGN_PKCS1_2048_SHA256"
+            | "RSA_SIGN_PKCS1_3072_SHA256"
+            | "RSA_SIGN_PKCS1_4096_SHA256" => &[CKM_RSA_PKCS, CKM_SHA256_RSA_PKCS],
+            "RSA_SIGN_PKCS1_4096_SHA512" => &[CKM_RSA_PKCS, CKM_SHA512_RSA_PKCS],
+            "RSA_SIGN_PSS_2048_SHA256"
+            | "RSA_SIGN_PSS_3072_SHA256"
+            | "RSA_SIGN_PSS_4096_SHA256" => &[CKM_RSA_PKCS_PSS, CKM_SHA256_RSA_PKCS_PSS],
+            "RSA_SIGN_PSS_4096_SHA512" => &[CKM_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS],
+            "RSA_DECRYPT_OAEP_2048_SHA256"
+            | "RSA_DECRYPT_OAEP_3072_SHA256"
+            | "RSA_DECRYPT_OAEP_4096_SHA256"
+            | "RSA_DECRYPT_OAEP_2048_SHA1"
+            | "RSA_DECRYPT_OAEP_3072_SHA1"
+            | "RSA_DECRYPT_OAEP_4096_SHA1" => &[CKM_RSA_PKCS_OAEP],
             _ => &[],
         };
         for m in add {
@@ -63,36 +78,35 @@ pub(super) fn allowed_mechanisms(algorithms: &[String]) -> Vec<CK_MECHANISM_TYPE
     v
 }
 
-fn uid_of(what: &str, arn: &str) -> [u8; 16] {
+fn uid_of(kind: &str, what: &str, name: &str) -> [u8; 16] {
     let d = aws_lc_rs::digest::digest(
         &aws_lc_rs::digest::SHA256,
-        format!("p11kms-aws-{what}\0{arn}").as_bytes(),
+        format!("p11kms-{kind}-{what}\0{name}").as_bytes(),
     );
     let mut out = [0u8; 16];
     out.copy_from_slice(&d.as_ref()[..16]);
     out
 }
 
-/// CKA_LABEL (the alias without the token's prefix) and CKA_ID of a listed key. A key
-/// named by its own key id (generated with no label and no ID) has an empty label, as
-/// it would on a local token.
-pub(super) fn label_and_id(b: &AwsBackend, k: &KeyInfo) -> (Vec<u8>, Vec<u8>) {
-    let name = k.alias.strip_prefix(&b.alias_prefix).unwrap_or(&k.alias);
-    let label = if name == k.key_id { "" } else { name };
-    (label.as_bytes().to_vec(), unhex(&k.id).unwrap_or_default())
+/// CKA_LABEL and CKA_ID of a listed key, as its objects carry them.
+pub(super) fn label_and_id(k: &KeyInfo) -> (Vec<u8>, Vec<u8>) {
+    (
+        k.label.as_bytes().to_vec(),
+        unhex(&k.id).unwrap_or_default(),
+    )
 }
 
 /// The (public, private) objects of one listed KMS key.
-pub(super) fn key_objects(b: &Arc<AwsBackend>, k: &KeyInfo) -> Result<(Object, Object)> {
+pub(super) fn key_objects(b: &Kms, k: &KeyInfo) -> Result<(Object, Object)> {
     let public = mechanism::public_from_spki(&unhex(&k.spki)?)?;
     let (kt, gen) = match &public {
         KeyMaterial::RsaPublic { .. } => (CKK_RSA, CKM_RSA_PKCS_KEY_PAIR_GEN),
         KeyMaterial::EcPublic { .. } => (CKK_EC, CKM_EC_KEY_PAIR_GEN),
         _ => return Err(Error::device("KMS public key of an unexpected type")),
     };
-    let (label, _) = label_and_id(b, k);
+    let label = k.label.as_bytes().to_vec();
     let id = unhex(&k.id)?;
-    let sign = k.usage == "SIGN_VERIFY";
+    let sign = k.is_sign();
     let mechs: Vec<u8> = allowed_mechanisms(&k.algorithms)
         .into_iter()
         .flat_map(ulong)
@@ -102,8 +116,9 @@ pub(super) fn key_objects(b: &Arc<AwsBackend>, k: &KeyInfo) -> Result<(Object, O
         (CKA_LABEL, label),
         (CKA_ID, id),
         (CKA_ALLOWED_MECHANISMS, mechs),
-        // CKA_ID and CKA_LABEL can change (the key's tag and alias); nothing else.
-        (CKA_MODIFIABLE, bool_(true)),
+        // AWS: CKA_ID and CKA_LABEL can change (the key's tag and alias), nothing else;
+        // Cloud KMS: nothing (a CryptoKey's id is its name).
+        (CKA_MODIFIABLE, bool_(b.can_rename())),
         (CKA_COPYABLE, bool_(false)),
     ];
     let mut pub_t = common.clone();
@@ -141,10 +156,12 @@ pub(super) fn key_objects(b: &Arc<AwsBackend>, k: &KeyInfo) -> Result<(Object, O
         Some(remote),
         origin,
     )?;
-    po.set_uid(uid_of("pub", &k.arn));
-    so.set_uid(uid_of("priv", &k.arn));
-    po.put_attr(CKA_P11KMS_KEY_ARN, k.arn.as_bytes().to_vec());
-    so.put_attr(CKA_P11KMS_KEY_ARN, k.arn.as_bytes().to_vec());
+    po.set_uid(uid_of(b.kind(), "pub", &k.name));
+    so.set_uid(uid_of(b.kind(), "priv", &k.name));
+    for (ty, v) in b.vendor_attrs(k) {
+        po.put_attr(ty, v.clone());
+        so.put_attr(ty, v);
+    }
     Ok((po, so))
 }
 
