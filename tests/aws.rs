@@ -918,7 +918,14 @@ fn error_child() {
             // Nothing listens: connection refused (after the SDK's retries).
             let rv = rv_err(bounded("C_Sign, port closed", || sign(&s)));
             assert_eq!(rv, cryptoki::error::RvError::DeviceError);
-            assert!(logged().contains("kms Sign failed"), "{}", logged());
+            // The log names the cause: refused, or (when the SDK's retries with backoff
+            // outlast timeout_secs, as on a loaded machine) the timeout.
+            let first = logged();
+            assert!(
+                first.contains("kms Sign failed (unreachable)")
+                    || first.contains("kms Sign failed (timeout)"),
+                "{first}"
+            );
             assert!(logged().contains("KMS key listing not refreshed"));
             // Something listens and never answers: the timeout ends the call.
             let fwd = start_forwarder(port);
@@ -932,12 +939,11 @@ fn error_child() {
             std::thread::sleep(std::time::Duration::from_millis(1100));
             let n = count(&kms_calls(&log), "ListAliases");
             assert_eq!(find(&s).len(), 1);
-            assert_eq!(
-                count(&kms_calls(&log), "ListAliases"),
-                n + 1,
+            // Refreshed (one ListAliases per page: LocalStack may hold many aliases).
+            assert!(
+                count(&kms_calls(&log), "ListAliases") > n,
                 "listing refreshed"
             );
-            assert!(logged().contains("failed (unreachable)"), "{}", logged());
         }
         "credentials" => {
             let rv = rv_err(bounded("C_Sign, no credentials", || sign(&s)));
