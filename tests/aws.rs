@@ -210,28 +210,6 @@ fn spki_of(arn: &str) -> Vec<u8> {
     hex(&h)
 }
 
-fn openssl_verify_spki(spki: &[u8], hash: &str, msg: &[u8], sig_der: &[u8]) -> bool {
-    let d = tempfile::tempdir().unwrap();
-    let k = d.path().join("k.der");
-    let sg = d.path().join("s");
-    std::fs::write(&k, spki).unwrap();
-    std::fs::write(&sg, sig_der).unwrap();
-    let (ok, out, _) = openssl_status(
-        &[
-            "dgst",
-            &format!("-{hash}"),
-            "-keyform",
-            "DER",
-            "-verify",
-            k.to_str().unwrap(),
-            "-signature",
-            sg.to_str().unwrap(),
-        ],
-        msg,
-    );
-    ok && String::from_utf8_lossy(&out).contains("Verified OK")
-}
-
 #[test]
 fn ec_keygen_creates_kms_key_and_signs_with_one_call() {
     need_emulator!();

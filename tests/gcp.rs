@@ -375,25 +375,7 @@ fn version1(key: &str) -> String {
 }
 
 fn openssl_verify_ec(spki: &[u8], hash: &str, msg: &[u8], sig: &[u8]) -> bool {
-    let d = tempfile::tempdir().unwrap();
-    let k = d.path().join("k.der");
-    let sg = d.path().join("s");
-    std::fs::write(&k, spki).unwrap();
-    std::fs::write(&sg, ecdsa_to_der(sig)).unwrap();
-    let (ok, out, _) = openssl_status(
-        &[
-            "dgst",
-            &format!("-{hash}"),
-            "-keyform",
-            "DER",
-            "-verify",
-            k.to_str().unwrap(),
-            "-signature",
-            sg.to_str().unwrap(),
-        ],
-        msg,
-    );
-    ok && String::from_utf8_lossy(&out).contains("Verified OK")
+    openssl_verify_spki(spki, hash, msg, &ecdsa_to_der(sig))
 }
 
 /// The CKA_ID scheme for versions without a module-made id (module doc of gcp.rs).

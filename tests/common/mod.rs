@@ -530,6 +530,29 @@ pub fn openssl_status(args: &[&str], stdin: &[u8]) -> (bool, Vec<u8>, String) {
 }
 
 /// Verifies an RSA signature with `openssl dgst`; `pss` uses salt length = digest length.
+/// `openssl dgst -verify` of a DER signature `sig_der` over `msg` with the DER SPKI `spki`.
+pub fn openssl_verify_spki(spki: &[u8], hash: &str, msg: &[u8], sig_der: &[u8]) -> bool {
+    let d = tempfile::tempdir().unwrap();
+    let k = d.path().join("k.der");
+    let sg = d.path().join("s");
+    std::fs::write(&k, spki).unwrap();
+    std::fs::write(&sg, sig_der).unwrap();
+    let (ok, out, _) = openssl_status(
+        &[
+            "dgst",
+            &format!("-{hash}"),
+            "-keyform",
+            "DER",
+            "-verify",
+            k.to_str().unwrap(),
+            "-signature",
+            sg.to_str().unwrap(),
+        ],
+        msg,
+    );
+    ok && String::from_utf8_lossy(&out).contains("Verified OK")
+}
+
 pub fn openssl_rsa_verify(spki_der: &[u8], hash: &str, msg: &[u8], sig: &[u8], pss: bool) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let k = dir.path().join("pub.der");
