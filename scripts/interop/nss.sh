@@ -217,8 +217,8 @@ csr() {
 }
 csr_ec() {
     csr csr-ec.der 01 "CN=nss test"
-    if on_backend aws; then
-        # ec1 is a KMS key: GetPublicKey (boto3, not the module) is the request's key.
+    if on_backend aws gcp; then
+        # ec1 is a KMS key: GetPublicKey (boto3 or REST, not the module) is the request's key.
         kms_pubkey ec1 "$TMP/ec1.kms.pem"
         cmp -s <(openssl pkey -pubin -in "$TMP/ec1.kms.pem" -outform DER) "$TMP/csr-ec.der.tokenpub.der" ||
             fail "the request's key is not the KMS key ec1"

@@ -202,8 +202,8 @@ s_keygen_list() {
         run ssh-keygen -i -m PKCS8 -f "$TMP/$k.pem"
         [[ "$(awk '{print $1, $2}' "$TMP/out")" == "$(awk '{print $1, $2}' "$TMP/$k.pub")" ]] ||
             fail "$k: ssh-keygen -D and the DER public key differ"
-        if on_backend aws; then
-            # A KMS key: GetPublicKey (boto3, not the module) is the key ssh uses.
+        if on_backend aws gcp; then
+            # A KMS key: GetPublicKey (boto3 or REST, not the module) is the key ssh uses.
             kms_pubkey "$k" "$TMP/$k-kms.pem"
             [[ "$(ssh-keygen -i -m PKCS8 -f "$TMP/$k-kms.pem" | awk '{print $1, $2}')" == \
                 "$(awk '{print $1, $2}' "$TMP/$k.pub")" ]] || fail "$k: ssh's key is not the KMS key"

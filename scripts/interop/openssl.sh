@@ -155,8 +155,8 @@ s_setup() {
         timeout "$T" pkcs11-tool --module "$MODULE" --token-label "$TOKEN" --read-object \
             --type pubkey --id "$id" -o "$k.der" </dev/null
         openssl pkey -pubin -inform DER -in "$k.der" -out "$k.pem"
-        if on_backend aws; then
-            # A KMS key: GetPublicKey (boto3, not the module) gives the same key.
+        if on_backend aws gcp; then
+            # A KMS key: GetPublicKey (boto3 or REST, not the module) gives the same key.
             kms_pubkey "$k" "$k-kms.pem"
             same_pub "$k.pem" "$k-kms.pem" || fail "$k: the token's public key is not KMS's"
         fi
@@ -255,10 +255,10 @@ s_cms() {
         cmp data.txt "$k.p7m.out" || fail "the $k CMS content differs"
     done
     local salt=()
-    if on_backend aws; then
-        # KMS signs PSS with salt = hash length only; openssl cms defaults to the
+    if on_backend aws gcp; then
+        # KMS (AWS and Cloud) signs PSS with salt = hash length only; openssl cms defaults to the
         # maximum, which the module refuses (CKR_MECHANISM_PARAM_INVALID).
-        echo "    aws: -keyopt rsa_pss_saltlen:digest (KMS PSS salt is the hash length)"
+        echo "    $INTEROP_BACKEND: -keyopt rsa_pss_saltlen:digest (KMS PSS salt is the hash length)"
         salt=(-keyopt rsa_pss_saltlen:digest)
     fi
     eng cms -sign -engine pkcs11 -keyform engine -inkey "$RSA_URI" -signer rsa1-cert.pem \

@@ -212,8 +212,8 @@ gen() {
     run openssl pkey -pubin -in "$TMP/$label.pub.pem" -noout -text
     openssl pkey -pubin -in "$TMP/$label.pub.pem" -noout -text >"$TMP/$label.pub.txt"
     has "$TMP/$label.pub.txt" "$want_pub" "openssl: public key of $label is not '$want_pub'"
-    if on_backend aws; then
-        # A KMS key: GetPublicKey (boto3, not the module) is the key p11tool printed.
+    if on_backend aws gcp; then
+        # A KMS key: GetPublicKey (boto3 or REST, not the module) is the key p11tool printed.
         kms_pubkey "$label" "$TMP/$label.kms.pem"
         pubkeys_equal "$TMP/$label.kms.pem" "$TMP/$label.pub.pem" || fail "$label is not the KMS key"
     fi
