@@ -431,13 +431,11 @@ s_mech_rsa_dec() {
                     --hash-algorithm "$hn" --mgf "MGF1-$h" -i "rsa-oaep-$h.enc" -o "rsa-oaep-$h.dec"
                 continue
             fi
-            # A Cloud KMS version decrypts with its one hash (not possible); but the module
-            # accepts SHA-1 on a SHA-256 version at C_DecryptInit and refuses only in the
-            # decryption, which pkcs11-tool then retries multi-part
-            # (CKR_FUNCTION_NOT_SUPPORTED): it should be CKR_MECHANISM_PARAM_INVALID at
-            # C_DecryptInit.
-            if [[ $h == SHA1 ]] && skip_on gcp "RSA-PKCS-OAEP SHA1: key 06 is RSA_DECRYPT_OAEP_2048_SHA256 (not possible); module: not yet CKR_MECHANISM_PARAM_INVALID at C_DecryptInit"; then
-                refused CKR_FUNCTION_NOT_SUPPORTED p11q --login --pin "$PIN" --decrypt --id 06 -m RSA-PKCS-OAEP \
+            # A Cloud KMS version decrypts with its one hash: the module refuses the other
+            # at C_DecryptInit (it once did so only in C_Decrypt, and pkcs11-tool's
+            # multi-part retry then showed CKR_FUNCTION_NOT_SUPPORTED; tests/gcp.rs).
+            if [[ $h == SHA1 ]] && skip_on gcp "RSA-PKCS-OAEP SHA1: key 06 is RSA_DECRYPT_OAEP_2048_SHA256, one hash per Cloud KMS version (not possible)"; then
+                refused CKR_MECHANISM_PARAM_INVALID p11q --login --pin "$PIN" --decrypt --id 06 -m RSA-PKCS-OAEP \
                     --hash-algorithm "$hn" --mgf "MGF1-$h" -i "rsa-oaep-$h.enc" -o "rsa-oaep-$h.dec"
                 continue
             fi
