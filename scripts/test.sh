@@ -104,7 +104,8 @@ if stage "LocalStack KMS emulator (scripts/localstack.sh)" localstack_up; then
 else
     echo "test.sh: LocalStack did not start: tests/aws.rs will print 'skipped: no emulator'"
 fi
-# The Cloud KMS emulator for the gcp demo (tests/gcp.rs starts its own on a free port).
+# The Cloud KMS emulator for the gcp demo and interop stages (tests/gcp.rs starts its
+# own on a free port).
 # It needs a Python with `cryptography`: the LocalStack virtualenv has one.
 gcpkms_up() {
     scripts/gcpkms.sh start || return 1
@@ -132,8 +133,9 @@ stage "demo.sh against the module" env P11KMS_DEMO_STRICT=1 scripts/demo.sh
 stage "demo.sh on an AWS KMS token (LocalStack)" env P11KMS_DEMO_STRICT=1 P11KMS_DEMO_BACKEND=aws scripts/demo.sh
 stage "demo.sh on a Google Cloud KMS token (emulator)" env P11KMS_DEMO_STRICT=1 P11KMS_DEMO_BACKEND=gcp scripts/demo.sh
 stage "pkcs11-tool --test, --test-ec, --test-fork, --test-threads" scripts/pkcs11-tool-tests.sh
-# On local and, with LocalStack up (above), aws tokens: run-all checks it answers.
-stage "interop rows on local and aws tokens (scripts/interop/run-all.sh)" scripts/interop/run-all.sh
+# On local and, with LocalStack and the Cloud KMS emulator up (above, both stopped only
+# on exit), aws and gcp tokens: run-all checks each answers.
+stage "interop rows on local, aws and gcp tokens (scripts/interop/run-all.sh)" scripts/interop/run-all.sh
 stage "demo.sh against SoftHSM (tool reference)" env P11KMS_MODULE="$SOFTHSM" scripts/demo.sh
 
 # The same third-party suites against SoftHSM, for the README's side-by-side numbers.

@@ -1027,6 +1027,21 @@ fn oaep_decrypt_of_locally_encrypted_data() {
         rv_err(s.decrypt(&Mechanism::RsaPkcsOaep(sha1), sh, &ct)),
         RvError::MechanismParamInvalid
     );
+    // ... refused at C_DecryptInit (PKCS#11 5.2), not first at C_Decrypt: pkcs11-tool
+    // then tried C_DecryptUpdate and showed CKR_FUNCTION_NOT_SUPPORTED instead of the
+    // parameter error. No AsymmetricDecrypt is spent on it.
+    let before = calls();
+    assert_eq!(
+        rv_err(s.decrypt_init(&Mechanism::RsaPkcsOaep(sha1), sh)),
+        RvError::MechanismParamInvalid
+    );
+    assert!(
+        delta(&before).is_empty(),
+        "refused without a Cloud KMS call"
+    );
+    // No operation was left active: a right one starts and decrypts.
+    let pt = s.decrypt(&Mechanism::RsaPkcsOaep(oaep), sh, &ct).unwrap();
+    assert_eq!(pt, b"a secret message");
 }
 
 #[test]

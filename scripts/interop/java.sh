@@ -204,8 +204,8 @@ CONF
     run openssl verify -check_ss_sig -CAfile "$TMP/pk1.pem" "$TMP/pk1.pem"
     openssl x509 -in "$TMP/pk1.pem" -outform DER -out "$TMP/pk1.der"
     p11 --login --pin "$PIN" --write-object "$TMP/pk1.der" --type cert --id "$id" --label pk1
-    if on_backend aws; then
-        # A KMS key: GetPublicKey (boto3, not the module) is the certificate's key.
+    if on_backend aws gcp; then
+        # A KMS key: GetPublicKey (boto3 or REST, not the module) is the certificate's key.
         openssl x509 -in "$TMP/pk1.pem" -noout -pubkey >"$TMP/pk1-cert-pub.pem"
         kms_pubkey pk1 "$TMP/pk1-kms.pem"
         pubkeys_equal "$TMP/pk1-cert-pub.pem" "$TMP/pk1-kms.pem" || fail "pk1 is not the KMS key"

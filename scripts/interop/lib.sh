@@ -65,11 +65,20 @@ localstack() {
     P11KMS_LOCALSTACK_PORT="${port%%/*}" "$P11KMS_ROOT/scripts/localstack.sh" "$@"
 }
 
+# gcp_rest METHOD PATH [BODY]: one Cloud KMS v1 REST call to the emulator in
+# P11KMS_GCPKMS_ENDPOINT (JSON out), straight over HTTP: never through the module.
+gcp_rest() {
+    curl -fsS --max-time 10 -X "$1" -H 'Content-Type: application/json' ${3:+--data "$3"} \
+        "$P11KMS_GCPKMS_ENDPOINT$2"
+}
+
 # interop_conf DIR TOKEN: write DIR/p11kms.conf, one token labelled TOKEN on
 # INTEROP_BACKEND with its store in DIR, and export P11KMS_CONF. For aws the token
 # points at the emulator in AWS_ENDPOINT_URL (eval "$(scripts/localstack.sh env)"),
 # with a fresh KEK and an alias prefix of its own per run, so rows never see each
-# other's keys. A new backend is one more case here.
+# other's keys. For gcp it is a fresh key ring (INTEROP_GCP_RING) with its kek in the
+# Cloud KMS emulator at P11KMS_GCPKMS_ENDPOINT (eval "$(scripts/gcpkms.sh env)"),
+# anonymous credentials. A new backend is one more case here.
 interop_conf() {
     local dir=$1 token=$2 run kek
     export P11KMS_CONF="$dir/p11kms.conf"
@@ -111,8 +120,36 @@ alias_prefix = "$INTEROP_KMS_PREFIX"
 store = "$dir/interop.sqlite"
 CONF
             ;;
+        gcp)
+            if [[ -z "${P11KMS_GCPKMS_ENDPOINT:-}" ]]; then
+                echo "interop $ROW: the gcp backend needs the emulator: scripts/gcpkms.sh start; eval \"\$(scripts/gcpkms.sh env)\"" >&2
+                exit 1
+            fi
+            local loc="projects/p11kms-iop/locations/global"
+            INTEROP_GCP_RING="$loc/keyRings/$run"
+            gcp_rest POST "/v1/$loc/keyRings?keyRingId=$run" '{}' >/dev/null || {
+                echo "interop $ROW: cannot create key ring $INTEROP_GCP_RING in the emulator at $P11KMS_GCPKMS_ENDPOINT" >&2
+                exit 1
+            }
+            gcp_rest POST "/v1/$INTEROP_GCP_RING/cryptoKeys?cryptoKeyId=kek" '{"purpose": "ENCRYPT_DECRYPT"}' >/dev/null || {
+                echo "interop $ROW: cannot create the kek in $INTEROP_GCP_RING" >&2
+                exit 1
+            }
+            cat >"$P11KMS_CONF" <<CONF
+log_level = "warn"
+
+[[token]]
+label = "$token"
+backend = "gcp"
+key_ring = "$INTEROP_GCP_RING"
+kek = "kek"
+endpoint = "$P11KMS_GCPKMS_ENDPOINT"
+credentials = "anonymous"
+store = "$dir/interop.sqlite"
+CONF
+            ;;
         *)
-            echo "interop $ROW: unknown P11KMS_INTEROP_BACKEND '$INTEROP_BACKEND' (local | aws)" >&2
+            echo "interop $ROW: unknown P11KMS_INTEROP_BACKEND '$INTEROP_BACKEND' (local | aws | gcp)" >&2
             exit 1
             ;;
     esac
@@ -133,13 +170,16 @@ on_backend() {
     return 1
 }
 
-# skip_on BACKEND REASON: inside a step, skip what follows on BACKEND (a limit of
-# its emulator or service, not a module fault: the module is never coded around
-# one). Prints the reason and records it for interop_finish. Use as
-# `if skip_on aws "why"; then return 0; fi` (or around one part of a step).
+# skip_on BACKENDS REASON: inside a step, skip what follows on one of BACKENDS
+# (space-separated, e.g. "aws gcp"): a limit of its emulator or service, not a module
+# fault: the module is never coded around one. Prints the reason and records it for
+# interop_finish. Use as `if skip_on aws "why"; then return 0; fi` (or around one
+# part of a step).
 skip_on() {
-    on_backend "$1" || return 1
-    echo "    SKIPPED on $1: $2"
+    local backends
+    read -ra backends <<<"$1"
+    on_backend "${backends[@]}" || return 1
+    echo "    SKIPPED on $INTEROP_BACKEND: $2"
     printf '[%s] %s\n' "$STEP" "$2" >>"$INTEROP_SKIPS"
     return 0
 }
@@ -155,9 +195,20 @@ refused() {
     echo "    refused as expected: $code"
 }
 
-# kms_pubkey LABEL FILE: on aws, the public key (PEM) of the KMS key behind the
-# token object labelled LABEL, from GetPublicKey through boto3, not the module.
+# kms_pubkey LABEL FILE: the public key (PEM) of the KMS key behind the token object
+# labelled LABEL, from the service, not the module: on aws GetPublicKey through boto3;
+# on gcp GetPublicKey over REST of version 1 of the CryptoKey named after the label
+# (the module's crypto_key_id: [A-Za-z0-9_-], anything else '_', at most 63).
 kms_pubkey() {
+    if on_backend gcp; then
+        local id=${1//[^A-Za-z0-9_-]/_}
+        id=${id:0:63}
+        gcp_rest GET "/v1/$INTEROP_GCP_RING/cryptoKeys/$id/cryptoKeyVersions/1/publicKey" >"$2.kms.json" ||
+            fail "no CryptoKey $id in $INTEROP_GCP_RING"
+        python3 -c 'import json, sys; sys.stdout.write(json.load(sys.stdin)["pem"])' <"$2.kms.json" >"$2.kms.pem"
+        openssl pkey -pubin -in "$2.kms.pem" -out "$2"
+        return
+    fi
     localstack pubkey "$INTEROP_KMS_PREFIX$1" "$2.kms.der" ||
         fail "no KMS key behind alias $INTEROP_KMS_PREFIX$1"
     openssl pkey -pubin -inform DER -in "$2.kms.der" -out "$2"

@@ -202,8 +202,8 @@ s_keygen_list() {
         run ssh-keygen -i -m PKCS8 -f "$TMP/$k.pem"
         [[ "$(awk '{print $1, $2}' "$TMP/out")" == "$(awk '{print $1, $2}' "$TMP/$k.pub")" ]] ||
             fail "$k: ssh-keygen -D and the DER public key differ"
-        if on_backend aws; then
-            # A KMS key: GetPublicKey (boto3, not the module) is the key ssh uses.
+        if on_backend aws gcp; then
+            # A KMS key: GetPublicKey (boto3 or REST, not the module) is the key ssh uses.
             kms_pubkey "$k" "$TMP/$k-kms.pem"
             [[ "$(ssh-keygen -i -m PKCS8 -f "$TMP/$k-kms.pem" | awk '{print $1, $2}')" == \
                 "$(awk '{print $1, $2}' "$TMP/$k.pub")" ]] || fail "$k: ssh's key is not the KMS key"
@@ -287,7 +287,20 @@ login_provider() {
 
 s_ssh_ec() { login_provider "$TMP/ec1.pub" ecdsa-sha2-nistp256; }
 s_ssh_rsa256() { login_provider "$TMP/rsa1.pub" rsa-sha2-256; }
-s_ssh_rsa512() { login_provider "$TMP/rsa1.pub" rsa-sha2-512; }
+s_ssh_rsa512() {
+    if skip_on gcp "rsa-sha2-512 with rsa1: a Cloud KMS version signs with its one hash and rsa1 is RSA_SIGN_PKCS1_2048_SHA256 (not possible on this key); the module refuses the SHA-512 DigestInfo"; then
+        cp "$TMP/rsa1.pub" "$TMP/authorized_keys"
+        log_mark
+        # ssh prints C_Sign's CK_RV in decimal: 112 is CKR_MECHANISM_INVALID (0x70).
+        refused 'C_Sign failed: 112' ssh_askpass good ssh "${SSH_BASE[@]}" -I "$MODULE" \
+            -o PKCS11Provider="$MODULE" -i "$TMP/rsa1.pub" -o IdentitiesOnly=yes \
+            -o PubkeyAcceptedAlgorithms=rsa-sha2-512 -o IdentityAgent=none -p "$(port)" \
+            root@127.0.0.1 echo "$MARK"
+        expect_refused
+        return 0
+    fi
+    login_provider "$TMP/rsa1.pub" rsa-sha2-512
+}
 
 # A key the server does not know is refused (the logins above are not open doors).
 s_ssh_wrong_key() {
@@ -357,7 +370,19 @@ login_agent() {
 
 s_agent_ec() { login_agent "$TMP/ec1.pub" ecdsa-sha2-nistp256; }
 s_agent_rsa256() { login_agent "$TMP/rsa1.pub" rsa-sha2-256; }
-s_agent_rsa512() { login_agent "$TMP/rsa1.pub" rsa-sha2-512; }
+s_agent_rsa512() {
+    if skip_on gcp "rsa-sha2-512 with rsa1: a Cloud KMS version signs with its one hash and rsa1 is RSA_SIGN_PKCS1_2048_SHA256 (not possible on this key); the module refuses the SHA-512 DigestInfo"; then
+        cp "$TMP/rsa1.pub" "$TMP/authorized_keys"
+        log_mark
+        # The agent turns the module's CKR_MECHANISM_INVALID into a refusal.
+        refused 'agent refused operation' env SSH_AUTH_SOCK="$TMP/agent.sock" ssh "${SSH_BASE[@]}" \
+            -o BatchMode=yes -i "$TMP/rsa1.pub" -o IdentitiesOnly=yes \
+            -o PubkeyAcceptedAlgorithms=rsa-sha2-512 -p "$(port)" root@127.0.0.1 echo "$MARK"
+        expect_refused
+        return 0
+    fi
+    login_agent "$TMP/rsa1.pub" rsa-sha2-512
+}
 
 s_agent_remove() {
     run env SSH_AUTH_SOCK="$TMP/agent.sock" ssh-add -e "$MODULE"

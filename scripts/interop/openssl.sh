@@ -155,8 +155,8 @@ s_setup() {
         timeout "$T" pkcs11-tool --module "$MODULE" --token-label "$TOKEN" --read-object \
             --type pubkey --id "$id" -o "$k.der" </dev/null
         openssl pkey -pubin -inform DER -in "$k.der" -out "$k.pem"
-        if on_backend aws; then
-            # A KMS key: GetPublicKey (boto3, not the module) gives the same key.
+        if on_backend aws gcp; then
+            # A KMS key: GetPublicKey (boto3 or REST, not the module) gives the same key.
             kms_pubkey "$k" "$k-kms.pem"
             same_pub "$k.pem" "$k-kms.pem" || fail "$k: the token's public key is not KMS's"
         fi
@@ -206,6 +206,12 @@ s_dgst() {
     run openssl dgst -sha256 -verify ec1.pem -signature ec-dgst.sig data.txt
     eng dgst -engine pkcs11 -keyform engine -sha256 -sign "$RSA_URI" -out rsa-dgst.sig data.txt
     run openssl dgst -sha256 -verify rsa1.pem -signature rsa-dgst.sig data.txt
+    if skip_on gcp "RSA-PSS with rsa1: a Cloud KMS version has one algorithm and rsa1 is RSA_SIGN_PKCS1_2048_SHA256 (not possible on this key); the module refuses it"; then
+        # libp11 reports the module's CKR_MECHANISM_INVALID as "Mechanism invalid".
+        refused 'Mechanism invalid' eng dgst -engine pkcs11 -keyform engine -sha384 -sign "$RSA_URI" \
+            -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:48 -out rsa-pss-dgst.sig data.txt
+        return 0
+    fi
     eng dgst -engine pkcs11 -keyform engine -sha384 -sign "$RSA_URI" -sigopt rsa_padding_mode:pss \
         -sigopt rsa_pss_saltlen:48 -out rsa-pss-dgst.sig data.txt
     run openssl dgst -sha384 -verify rsa1.pem -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:48 \
@@ -220,6 +226,12 @@ s_pkeyutl_sign() {
         -pkeyopt digest:sha256 -out rsa-pk.sig
     run openssl pkeyutl -verify -pubin -inkey rsa1.pem -in data.sha256 -sigfile rsa-pk.sig \
         -pkeyopt digest:sha256
+    if skip_on gcp "RSA-PSS with rsa1: a Cloud KMS version has one algorithm and rsa1 is RSA_SIGN_PKCS1_2048_SHA256 (not possible on this key); the module refuses it"; then
+        refused 'Mechanism invalid' eng pkeyutl -engine pkcs11 -keyform engine -inkey "$RSA_URI" -sign \
+            -in data.sha256 -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:32 \
+            -out rsa-pk-pss.sig
+        return 0
+    fi
     eng pkeyutl -engine pkcs11 -keyform engine -inkey "$RSA_URI" -sign -in data.sha256 \
         -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:32 -out rsa-pk-pss.sig
     run openssl pkeyutl -verify -pubin -inkey rsa1.pem -in data.sha256 -sigfile rsa-pk-pss.sig \
@@ -235,7 +247,7 @@ s_decrypt() {
         -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256
     cmp secret.bin oaep.dec || fail "RSA-OAEP-SHA256 decryption differs"
     openssl pkeyutl -encrypt -pubin -inkey rsadec.pem -in secret.bin -out pkcs1.enc
-    if skip_on aws "PKCS#1 v1.5 decryption: KMS has none (not possible); the module refuses it"; then
+    if skip_on "aws gcp" "PKCS#1 v1.5 decryption: KMS has none (not possible); the module refuses it"; then
         # libp11 reports the module's CKR_MECHANISM_INVALID as "Mechanism invalid".
         refused 'Mechanism invalid' eng pkeyutl -engine pkcs11 -keyform engine -inkey "$DEC_URI" \
             -decrypt -in pkcs1.enc -out pkcs1.dec
@@ -254,11 +266,17 @@ s_cms() {
         run openssl cms -verify -CAfile "$k-cert.pem" -in "$k.p7m" -inform PEM -binary -out "$k.p7m.out"
         cmp data.txt "$k.p7m.out" || fail "the $k CMS content differs"
     done
+    if skip_on gcp "RSA-PSS with rsa1: a Cloud KMS version has one algorithm and rsa1 is RSA_SIGN_PKCS1_2048_SHA256 (not possible on this key); the module refuses it"; then
+        refused 'Mechanism invalid' eng cms -sign -engine pkcs11 -keyform engine -inkey "$RSA_URI" \
+            -signer rsa1-cert.pem -keyopt rsa_padding_mode:pss -keyopt rsa_pss_saltlen:digest \
+            -in data.txt -binary -nodetach -outform PEM -out rsa1-pss.p7m
+        return 0
+    fi
     local salt=()
-    if on_backend aws; then
-        # KMS signs PSS with salt = hash length only; openssl cms defaults to the
+    if on_backend aws gcp; then
+        # KMS (AWS and Cloud) signs PSS with salt = hash length only; openssl cms defaults to the
         # maximum, which the module refuses (CKR_MECHANISM_PARAM_INVALID).
-        echo "    aws: -keyopt rsa_pss_saltlen:digest (KMS PSS salt is the hash length)"
+        echo "    $INTEROP_BACKEND: -keyopt rsa_pss_saltlen:digest (KMS PSS salt is the hash length)"
         salt=(-keyopt rsa_pss_saltlen:digest)
     fi
     eng cms -sign -engine pkcs11 -keyform engine -inkey "$RSA_URI" -signer rsa1-cert.pem \
@@ -358,6 +376,14 @@ s_tls_ec() {
 step "TLS server with the EC key: s_client TLS 1.2 + 1.3 and curl complete verified handshakes" s_tls_ec
 
 s_tls_rsa() {
+    if skip_on gcp "TLS 1.2 with RSA-PSS, TLS 1.3 and curl with rsa1: they need RSA-PSS, and rsa1 is RSA_SIGN_PKCS1_2048_SHA256 on Cloud KMS (not possible on this key); TLS 1.2 PKCS#1 only"; then
+        start_server tls-rsa "$RSA_URI" rsa1-cert.pem 1
+        handshake rsa1-cert.pem rsa-12-pkcs1.txt -tls1_2 -sigalgs RSA+SHA256
+        grep -q 'Peer signature type: RSA$' rsa-12-pkcs1.txt || fail "TLS 1.2 peer signature is not RSA PKCS#1"
+        grep -E 'Protocol|Cipher is|Peer signature' rsa-12-pkcs1.txt | sed 's/^/    /'
+        stop_server tls-rsa
+        return 0
+    fi
     start_server tls-rsa "$RSA_URI" rsa1-cert.pem 4
     handshake rsa1-cert.pem rsa-12.txt -tls1_2
     grep -Eq 'Protocol *: TLSv1.2' rsa-12.txt || fail "not TLS 1.2"
@@ -375,16 +401,18 @@ s_tls_rsa() {
 }
 step "TLS server with the RSA key: TLS 1.2 (PSS and PKCS#1), TLS 1.3 (PSS) and curl" s_tls_rsa
 
-# many NAME KEYURI CERT: HANDSHAKES handshakes (TLS 1.3 and 1.2 alternating) against
-# one s_server process, which signs once per handshake, then exits by itself.
+# many NAME KEYURI CERT [ARG...]: HANDSHAKES handshakes (TLS 1.3 and 1.2 alternating,
+# or s_client ARGs for all) against one s_server process, which signs once per
+# handshake, then exits by itself.
 many() {
     local i ok=0 bad=0 v start end
     start_server "$1" "$2" "$3" "$HANDSHAKES"
     start=$(date +%s)
     for i in $(seq 1 "$HANDSHAKES"); do
-        v=-tls1_3
-        ((i % 2)) && v=-tls1_2
-        if (handshake "$3" many-client.txt "$v") >/dev/null 2>&1; then
+        v=(-tls1_3)
+        ((i % 2)) && v=(-tls1_2)
+        [[ $# -gt 3 ]] && v=("${@:4}")
+        if (handshake "$3" many-client.txt "${v[@]}") >/dev/null 2>&1; then
             ok=$((ok + 1))
         else
             bad=$((bad + 1))
@@ -400,7 +428,13 @@ many() {
 }
 s_many_ec() { many many-ec "$EC_URI" ec1-cert.pem; }
 step "$HANDSHAKES handshakes against one EC s_server; all verified; server exits 0, no crash" s_many_ec
-s_many_rsa() { many many-rsa "$RSA_URI" rsa1-cert.pem; }
+s_many_rsa() {
+    if skip_on gcp "TLS 1.3 handshakes with rsa1: they need RSA-PSS, and rsa1 is RSA_SIGN_PKCS1_2048_SHA256 on Cloud KMS (not possible on this key); all TLS 1.2 PKCS#1"; then
+        many many-rsa "$RSA_URI" rsa1-cert.pem -tls1_2 -sigalgs RSA+SHA256
+        return 0
+    fi
+    many many-rsa "$RSA_URI" rsa1-cert.pem
+}
 step "$HANDSHAKES handshakes against one RSA s_server; all verified; server exits 0, no crash" s_many_rsa
 
 interop_finish

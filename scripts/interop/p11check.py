@@ -295,6 +295,17 @@ class Token:
              PyKCS11.RSA_PSS_Mechanism(LL.CKM_RSA_PKCS_PSS, LL.CKM_SHA256, LL.CKG_MGF1_SHA256, 32),
              hashlib.sha256(DATA).digest()),
         ):
+            if BACKEND == "gcp":
+                # A Cloud KMS version has one algorithm: py-rsa is RSA_SIGN_PKCS1_2048_SHA256.
+                print(f"    SKIPPED on gcp: {name}: py-rsa is a PKCS#1 v1.5 Cloud KMS version "
+                      "(not possible on this key)")
+                try:
+                    self.sign("py-rsa", mech, data)
+                except PyKCS11.PyKCS11Error as e:
+                    check(e.value == LL.CKR_MECHANISM_INVALID,
+                          f"{name}: {e} instead of CKR_MECHANISM_INVALID")
+                    continue
+                raise CheckFailed(f"{name}: signed, but py-rsa is a PKCS#1 v1.5 version")
             sig = self.sign("py-rsa", mech, data)
             try:
                 pub.verify(sig, DATA, pad, hashes.SHA256())
@@ -313,9 +324,10 @@ class Token:
         ):
             ct = pub.encrypt(DATA, padding.OAEP(mgf=padding.MGF1(h), algorithm=h, label=label))
             mech = PyKCS11.RSAOAEPMechanism(ck_hash, ck_mgf, label)
-            if label and BACKEND == "aws":
-                # KMS's RSAES_OAEP takes no label: the module says so at C_DecryptInit.
-                print(f"    SKIPPED on aws: OAEP {name}: KMS OAEP takes no label (not possible)")
+            if label and BACKEND in ("aws", "gcp"):
+                # KMS's RSAES_OAEP (AWS and Cloud KMS) takes no label: the module says so
+                # at C_DecryptInit. (On gcp py-rsa-dec is also a SHA-256 version.)
+                print(f"    SKIPPED on {BACKEND}: OAEP {name}: KMS OAEP takes no label (not possible)")
                 try:
                     self.s.decrypt(priv, ct, mech)
                 except PyKCS11.PyKCS11Error as e:

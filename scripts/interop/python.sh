@@ -153,8 +153,8 @@ pubkeys_match() {
         run openssl pkey -pubin -inform DER -in "$TMP/$label.pub.der" -out "$TMP/$label.tool.pem"
         cmp "$TMP/$label.tool.pem" "$TMP/$label.pub.pem" ||
             fail "$label: pkcs11-tool's public key differs from the one Python read"
-        if on_backend aws; then
-            # A KMS key: GetPublicKey (boto3, not the module) is the same key.
+        if on_backend aws gcp; then
+            # A KMS key: GetPublicKey (boto3 or REST, not the module) is the same key.
             kms_pubkey "$label" "$TMP/$label.kms.pem"
             pubkeys_equal "$TMP/$label.kms.pem" "$TMP/$label.pub.pem" || fail "$label is not the KMS key"
         fi

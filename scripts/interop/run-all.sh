@@ -6,8 +6,10 @@
 #
 # Environment:
 #   P11KMS_INTEROP_BACKENDS  space-separated backends (default: local, plus aws when
-#                            the emulator in AWS_ENDPOINT_URL answers; test.sh starts
-#                            LocalStack and exports its env before this stage)
+#                            the emulator in AWS_ENDPOINT_URL answers, plus gcp when
+#                            the Cloud KMS emulator in P11KMS_GCPKMS_ENDPOINT does;
+#                            test.sh starts both and exports their env before this
+#                            stage)
 #   P11KMS_INTEROP_ROWS      space-separated row names to run (default: all)
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,6 +23,13 @@ aws_up() {
         grep -Eq '"kms": *"(available|running)"'
 }
 
+# Does the Cloud KMS emulator in P11KMS_GCPKMS_ENDPOINT answer? (Its admin API, which
+# scripts/gcpkms.sh's health check uses too.)
+gcp_up() {
+    [[ -n "${P11KMS_GCPKMS_ENDPOINT:-}" ]] &&
+        curl -fsS --max-time 3 "$P11KMS_GCPKMS_ENDPOINT/_emulator/calls" >/dev/null 2>&1
+}
+
 if [[ -n "${P11KMS_INTEROP_BACKENDS:-}" ]]; then
     read -ra backends <<<"$P11KMS_INTEROP_BACKENDS"
 else
@@ -29,6 +38,11 @@ else
         backends+=(aws)
     else
         echo "interop: no KMS emulator at AWS_ENDPOINT_URL='${AWS_ENDPOINT_URL:-}': aws column not run"
+    fi
+    if gcp_up; then
+        backends+=(gcp)
+    else
+        echo "interop: no Cloud KMS emulator at P11KMS_GCPKMS_ENDPOINT='${P11KMS_GCPKMS_ENDPOINT:-}': gcp column not run"
     fi
 fi
 

@@ -835,24 +835,7 @@ impl GcpBackend {
         digest: &[u8],
     ) -> Result<Vec<u8>> {
         const OP: &str = "AsymmetricSign";
-        use RemoteSign::*;
-        let (family, hash) = match alg {
-            EcdsaSha256 => ("EC_SIGN_", "_SHA256"),
-            EcdsaSha384 => ("EC_SIGN_", "_SHA384"),
-            EcdsaSha512 => ("EC_SIGN_", "_SHA512"),
-            RsaPkcs1Sha256 => ("RSA_SIGN_PKCS1_", "_SHA256"),
-            RsaPkcs1Sha384 => ("RSA_SIGN_PKCS1_", "_SHA384"),
-            RsaPkcs1Sha512 => ("RSA_SIGN_PKCS1_", "_SHA512"),
-            RsaPssSha256 => ("RSA_SIGN_PSS_", "_SHA256"),
-            RsaPssSha384 => ("RSA_SIGN_PSS_", "_SHA384"),
-            RsaPssSha512 => ("RSA_SIGN_PSS_", "_SHA512"),
-        };
-        if !(algorithm.starts_with(family) && algorithm.ends_with(hash)) {
-            return Err(Error::msg(
-                CKR_MECHANISM_INVALID,
-                format!("Cloud KMS version {version} signs with {algorithm} only"),
-            ));
-        }
+        let hash = check_sign_alg(version, algorithm, alg)?;
         let d = match hash {
             "_SHA256" => Digest::new().set_sha256(digest.to_vec()),
             "_SHA384" => Digest::new().set_sha384(digest.to_vec()),
@@ -885,16 +868,7 @@ impl GcpBackend {
         ct: &[u8],
     ) -> Result<Vec<u8>> {
         const OP: &str = "AsymmetricDecrypt";
-        let hash = match alg {
-            RemoteDecrypt::OaepSha1 => "_SHA1",
-            RemoteDecrypt::OaepSha256 => "_SHA256",
-        };
-        if !(algorithm.starts_with("RSA_DECRYPT_OAEP_") && algorithm.ends_with(hash)) {
-            return Err(Error::msg(
-                CKR_MECHANISM_PARAM_INVALID,
-                format!("Cloud KMS version {version} decrypts with {algorithm} only"),
-            ));
-        }
+        check_decrypt_alg(version, algorithm, alg)?;
         let c = self.client()?;
         let r = self.run(OP, async {
             c.asymmetric_decrypt()
@@ -988,6 +962,46 @@ impl KmsBackend for GcpBackend {
     }
 }
 
+/// Does a version of `algorithm` sign with `alg`? (A Cloud KMS version has one
+/// algorithm: one padding, one hash.) Its hash suffix, or `CKR_MECHANISM_INVALID`.
+fn check_sign_alg(version: &str, algorithm: &str, alg: RemoteSign) -> Result<&'static str> {
+    use RemoteSign::*;
+    let (family, hash) = match alg {
+        EcdsaSha256 => ("EC_SIGN_", "_SHA256"),
+        EcdsaSha384 => ("EC_SIGN_", "_SHA384"),
+        EcdsaSha512 => ("EC_SIGN_", "_SHA512"),
+        RsaPkcs1Sha256 => ("RSA_SIGN_PKCS1_", "_SHA256"),
+        RsaPkcs1Sha384 => ("RSA_SIGN_PKCS1_", "_SHA384"),
+        RsaPkcs1Sha512 => ("RSA_SIGN_PKCS1_", "_SHA512"),
+        RsaPssSha256 => ("RSA_SIGN_PSS_", "_SHA256"),
+        RsaPssSha384 => ("RSA_SIGN_PSS_", "_SHA384"),
+        RsaPssSha512 => ("RSA_SIGN_PSS_", "_SHA512"),
+    };
+    if !(algorithm.starts_with(family) && algorithm.ends_with(hash)) {
+        return Err(Error::msg(
+            CKR_MECHANISM_INVALID,
+            format!("Cloud KMS version {version} signs with {algorithm} only"),
+        ));
+    }
+    Ok(hash)
+}
+
+/// Does a version of `algorithm` decrypt with `alg`? Else `CKR_MECHANISM_PARAM_INVALID`
+/// (the OAEP hash of the parameters is not the version's).
+fn check_decrypt_alg(version: &str, algorithm: &str, alg: RemoteDecrypt) -> Result<()> {
+    let hash = match alg {
+        RemoteDecrypt::OaepSha1 => "_SHA1",
+        RemoteDecrypt::OaepSha256 => "_SHA256",
+    };
+    if !(algorithm.starts_with("RSA_DECRYPT_OAEP_") && algorithm.ends_with(hash)) {
+        return Err(Error::msg(
+            CKR_MECHANISM_PARAM_INVALID,
+            format!("Cloud KMS version {version} decrypts with {algorithm} only"),
+        ));
+    }
+    Ok(())
+}
+
 /// A Cloud KMS key version as a [`RemoteKey`].
 struct GcpKey {
     backend: Arc<GcpBackend>,
@@ -1004,6 +1018,13 @@ impl RemoteKey for GcpKey {
     fn decrypt(&self, alg: RemoteDecrypt, ct: &[u8]) -> Result<Vec<u8>> {
         self.backend
             .decrypt_with(&self.version, &self.algorithm, alg, ct)
+    }
+    fn check_sign(&self, alg: RemoteSign) -> Result<()> {
+        check_sign_alg(&self.version, &self.algorithm, alg).map(|_| ())
+    }
+
+    fn check_decrypt(&self, alg: RemoteDecrypt) -> Result<()> {
+        check_decrypt_alg(&self.version, &self.algorithm, alg)
     }
 }
 

@@ -895,6 +895,13 @@ fn remote_sign_init(
             )),
         },
     };
+    // What the key's algorithm(s) cannot do is refused here, not at C_Sign. (A
+    // CKM_RSA_PKCS DigestInfo names its hash only in the data: checked at signing.)
+    match plan {
+        RemotePlan::Ecdsa(c) => remote.check_sign(remote_ecdsa(c))?,
+        RemotePlan::Digest(alg, _) => remote.check_sign(alg)?,
+        RemotePlan::DigestInfo => {}
+    }
     Ok(Box::new(RemoteSigner {
         remote,
         plan,
@@ -1009,6 +1016,7 @@ fn remote_decrypt_init(
         // KMS has no PKCS#1 v1.5 decryption.
         EncScheme::Pkcs1 => return Err(err(CKR_MECHANISM_INVALID)),
     };
+    remote.check_decrypt(alg)?;
     Ok(Box::new(RemoteCipher {
         remote,
         alg,

@@ -144,6 +144,17 @@ pub trait RemoteKey: Send + Sync {
     fn sign_digest(&self, alg: RemoteSign, digest: &[u8]) -> Result<Vec<u8>>;
     /// Decrypt one ciphertext.
     fn decrypt(&self, alg: RemoteDecrypt, ct: &[u8]) -> Result<Vec<u8>>;
+    /// At C_SignInit: can this key sign with `alg` at all? A key with one algorithm
+    /// (a Cloud KMS version) refuses the others here, with the code `sign_digest` would
+    /// answer, so that the caller learns it at init (PKCS#11 5.2) and no KMS call or
+    /// buffered input is wasted. AWS KMS keys take every algorithm of their key spec.
+    fn check_sign(&self, _alg: RemoteSign) -> Result<()> {
+        Ok(())
+    }
+    /// At C_DecryptInit: the same for `decrypt`.
+    fn check_decrypt(&self, _alg: RemoteDecrypt) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Plain RSA components (big-endian, no leading zeros). Private ones zeroize.
