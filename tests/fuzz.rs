@@ -1684,7 +1684,13 @@ fn random_call_sequences() {
         });
     println!("fuzz: seed {seed} (replay with P11KMS_FUZZ_SEED={seed}), {secs} s");
 
-    let env = env(&[tok("fuzz")]);
+    // The fuzzer tries wrong PINs often (about 3 in 4 C_Login calls fail): with the
+    // default 10 attempts the user PIN locks within seconds and most of the run would
+    // only see CKR_PIN_LOCKED. 1000 consecutive failures do not happen.
+    let env = env(&[TokenSpec {
+        label: "fuzz",
+        max_pin_attempts: Some(1000),
+    }]);
     let slot = env.user_token("fuzz");
     let p_slot = slot.id();
     // Sentinels the fuzzer cannot destroy, change or copy (CKA_DESTROYABLE, CKA_MODIFIABLE

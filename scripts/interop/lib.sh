@@ -29,6 +29,11 @@ step() {
     fi
 }
 
+# free_port: a TCP port on 127.0.0.1 nothing listens on now (the kernel's choice).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # fail MESSAGE: a check inside a step failed.
 fail() {
     echo "    check failed: $*" >&2

@@ -370,7 +370,7 @@ step "cmsutil -S signs with the token CA key, openssl cms -verify" cms
 tls() {
     local port
     if skip_on gcp "selfserv with the token RSA key: $GCP_ID_WHY; and TLS 1.3 needs RSA-PSS, which a PKCS#1 v1.5 Cloud KMS version cannot do"; then return 0; fi
-    port=$((20000 + RANDOM % 20000))
+    port=$(free_port)
     timeout -k 5 "$TIMEOUT" selfserv -d "$DB" -f "$PWFILE" -p "$port" -n "$TOKEN:nssrsa" \
         -V tls1.2:tls1.3 >"$TMP/selfserv.log" 2>&1 &
     SERVER_PID=$!
