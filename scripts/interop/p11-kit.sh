@@ -335,17 +335,24 @@ tls() {
     local label=$1 cert=$2 port
     SERVER_PID="" # global: the subshell's EXIT trap kills it
     for _ in 1 2 3 4 5; do
-        port=$((20000 + RANDOM % 20000))
+        port=$(free_port)
         "${AS[@]}" env GNUTLS_PIN="$PIN" timeout -k 5 "$TIMEOUT" gnutls-serv --port "$port" \
             --x509keyfile "pkcs11:token=$TOKEN;object=$label;type=private" \
             --x509certfile "$cert" >"$TMP/serv-$label.log" 2>&1 &
         SERVER_PID=$!
+        # Up means listening on 127.0.0.1 itself (gnutls-serv says "listening" per
+        # address family; a port taken on IPv4 left it listening on IPv6 only).
+        local up=0
         for _ in $(seq 1 50); do
-            grep -q 'listening' "$TMP/serv-$label.log" 2>/dev/null && break
+            if grep -q 'listening' "$TMP/serv-$label.log" 2>/dev/null &&
+                (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                up=1
+                break
+            fi
             kill -0 "$SERVER_PID" 2>/dev/null || break
             sleep 0.2
         done
-        if grep -q 'listening' "$TMP/serv-$label.log"; then
+        if ((up)); then
             break
         fi
         kill "$SERVER_PID" 2>/dev/null || true

@@ -616,7 +616,9 @@ impl LocalBackend {
     /// The token uid is renewed too, so blobs wrapped before cannot be replayed into the
     /// new token. Meta rows other than the local backend's are left alone.
     pub fn init_token(&self, so_pin: &[u8], label: &str) -> Result<()> {
-        check_pin_len(so_pin)?;
+        // C_InitToken has no CKR_PIN_LEN_RANGE in its list (PKCS#11 2.40/3.0 §5.5): an SO
+        // PIN of impossible length is CKR_PIN_INCORRECT, as in SoftHSM (and not counted).
+        check_pin_len(so_pin).map_err(|_| Error::from(CKR_PIN_INCORRECT))?;
         let label = label.trim_end_matches([' ', '\0']).to_string();
         // The new identity, key and SO record are prepared before taking the lock.
         let uid: [u8; 16] = random()?;
@@ -988,8 +990,8 @@ mod tests {
         let (_d, b) = backend(10);
         let short = b"123";
         let long = [b'x'; 65];
-        assert_eq!(rv(b.init_token(short, "t")), CKR_PIN_LEN_RANGE);
-        assert_eq!(rv(b.init_token(&long, "t")), CKR_PIN_LEN_RANGE);
+        assert_eq!(rv(b.init_token(short, "t")), CKR_PIN_INCORRECT);
+        assert_eq!(rv(b.init_token(&long, "t")), CKR_PIN_INCORRECT);
         assert!(!b.is_initialized().unwrap());
         b.init_token(b"1234", "t").unwrap();
         let so = b.login(CKU_SO, b"1234").unwrap();
