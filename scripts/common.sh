@@ -54,3 +54,64 @@ p11kms_ensure() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
 }
+
+# p11kms_der TAG HEX: the DER TLV (as hex) of a value given as hex.
+p11kms_der() {
+    local n=$((${#2} / 2))
+    if ((n < 128)); then
+        printf '%s%02x%s' "$1" "$n" "$2"
+    elif ((n < 256)); then
+        printf '%s81%02x%s' "$1" "$n" "$2"
+    else
+        printf '%s82%04x%s' "$1" "$n" "$2"
+    fi
+}
+
+# p11kms_read_pubkey --id ID|--label LABEL OUT PKCS11-TOOL...: the public-key object so
+# named, as a DER SubjectPublicKeyInfo in OUT; PKCS11-TOOL... is the pkcs11-tool command
+# with --module and --token-label. RSA keys come from pkcs11-tool --read-object. EC keys
+# come from its --list-objects output (CKA_EC_PARAMS, CKA_EC_POINT) made into an SPKI
+# here: pkcs11-tool 0.23's --read-object of an EC public key reads freed memory (under
+# valgrind, with SoftHSM as with p11kms: the OSSL_PARAMs it got from EVP_PKEY_export are
+# freed before EVP_PKEY_fromdata uses them), so it fails with "cannot create EVP_PKEY" on
+# every P-384 key and on some P-256 and P-521 keys, by heap layout. openssl then checks
+# that the key parses, and the caller compares it with what another tool exported.
+p11kms_read_pubkey() {
+    local sel=$1 val=$2 out=$3 listing block params point hdr
+    shift 3
+    listing="$("$@" --list-objects --type pubkey </dev/null 2>/dev/null)" || return 1
+    # The object's block: from its "... Object;" line to the next one.
+    block="$(awk -v sel="$sel" -v val="$val" '
+        /^[A-Za-z].* Object;/ { if (hit) exit; buf = "" }
+        { buf = buf $0 "\n" }
+        sel == "--id" && $1 == "ID:" && $2 == val { hit = 1 }
+        sel == "--label" && $1 == "label:" && substr($0, index($0, $2)) == val { hit = 1 }
+        END { if (hit) printf "%s", buf }' <<<"$listing")"
+    if [[ -z $block ]]; then
+        echo "p11kms_read_pubkey: no public key with $sel $val" >&2
+        return 1
+    fi
+    if [[ $block != "Public Key Object; EC "* ]]; then
+        "$@" --read-object --type pubkey "$sel" "$val" -o "$out" </dev/null || return 1
+    else
+        params="$(awk '$1 == "EC_PARAMS:" { print $2 }' <<<"$block")"
+        point="$(awk '$1 == "EC_POINT:" { print $2 }' <<<"$block")"
+        # CKA_EC_POINT is a DER OCTET STRING holding 04||X||Y: take its content.
+        case "$point" in
+            0481*) hdr=6 ;;
+            04*) hdr=4 ;;
+            *) hdr=0 ;;
+        esac
+        if ((hdr == 0)) || [[ $(p11kms_der 04 "${point:hdr}") != "$point" || -z $params ]]; then
+            echo "p11kms_read_pubkey: $sel $val: CKA_EC_POINT is not a DER OCTET STRING: $point" >&2
+            return 1
+        fi
+        # SEQUENCE { SEQUENCE { id-ecPublicKey, the curve }, BIT STRING 00||point }
+        perl -e 'print pack("H*", $ARGV[0])' \
+            "$(p11kms_der 30 "$(p11kms_der 30 "06072a8648ce3d0201$params")$(p11kms_der 03 "00${point:hdr}")")" >"$out"
+    fi
+    openssl pkey -pubin -inform DER -in "$out" -noout 2>/dev/null || {
+        echo "p11kms_read_pubkey: $sel $val: openssl cannot parse the public key" >&2
+        return 1
+    }
+}

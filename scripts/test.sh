@@ -28,28 +28,47 @@ fi
 
 PASSED=()
 FAILED=()
+# Each stage's output is also kept here, so that the summary at the end (all that a CI
+# record may keep) can repeat why a stage failed.
+STAGE_LOGS="$(mktemp -d "${TMPDIR:-/tmp}/p11kms-test-logs.XXXXXX")"
+FAILED_LOGS=()
 
 # stage NAME COMMAND...: run one stage, record its result, never stop the script.
 stage() {
-    local name=$1 start rc
+    local name=$1 start rc log
     shift
     echo
     echo "=== $name"
     start=$SECONDS
-    "$@"
+    log="$STAGE_LOGS/$(( ${#PASSED[@]} + ${#FAILED[@]} )).log"
+    # Through a process substitution, not a pipe: the stage runs in this shell and an
+    # emulator it starts in the background cannot hold the stage open.
+    local tee_pid n=0
+    "$@" > >(tee "$log") 2>&1
     rc=$?
+    tee_pid=$!
+    # tee ends when the stage's last writer does; a stray background writer gets 5 s.
+    while kill -0 "$tee_pid" 2>/dev/null && ((n++ < 50)); do sleep 0.1; done
     if [[ $rc -eq 0 ]]; then
         PASSED+=("$name")
         echo "=== $name: ok ($((SECONDS - start))s)"
     else
         FAILED+=("$name")
+        FAILED_LOGS+=("$log")
         echo "=== $name: FAILED, exit $rc ($((SECONDS - start))s)"
     fi
     return "$rc"
 }
 
 summary() {
-    local name
+    local name i
+    for i in "${!FAILED[@]}"; do
+        echo
+        echo "=== why '${FAILED[$i]}' failed (its failure lines and last lines; full output above)"
+        grep -E 'FAIL|[Ff]ailed|panicked|error[:[]|Error:|Aborting' "${FAILED_LOGS[$i]}" | tail -n 40 | cut -c1-300 | sed 's/^/  | /'
+        echo "  | ..."
+        tail -n 15 "${FAILED_LOGS[$i]}" | cut -c1-300 | sed 's/^/  | /'
+    done
     echo
     echo "=== summary"
     for name in "${PASSED[@]}"; do
@@ -97,7 +116,7 @@ localstack_up() {
     scripts/localstack.sh install && scripts/localstack.sh start || return 1
     eval "$(scripts/localstack.sh env)"
 }
-trap 'scripts/localstack.sh stop >/dev/null 2>&1 || true; scripts/gcpkms.sh stop >/dev/null 2>&1 || true' EXIT
+trap 'rm -rf "$STAGE_LOGS"; scripts/localstack.sh stop >/dev/null 2>&1 || true; scripts/gcpkms.sh stop >/dev/null 2>&1 || true' EXIT
 if stage "LocalStack KMS emulator (scripts/localstack.sh)" localstack_up; then
     eval "$(scripts/localstack.sh env)"
     export AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION

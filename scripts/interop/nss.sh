@@ -111,7 +111,7 @@ cert_pem() { # cert_pem NICK OUT
 
 # The public key of the token key with CKA_ID $1, read with pkcs11-tool, as DER SPKI.
 token_pubkey() { # token_pubkey ID OUT
-    p11 --read-object --type pubkey --id "$1" --output-file "$2" >/dev/null 2>&1
+    p11kms_read_pubkey --id "$1" "$2" p11
 }
 
 # ---- steps ------------------------------------------------------------------------

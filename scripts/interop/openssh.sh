@@ -197,7 +197,8 @@ s_keygen_list() {
     for k in ec1:01 rsa1:02; do
         id="${k#*:}"
         k="${k%%:*}"
-        p11 --read-object --type pubkey --id "$id" -o "$TMP/$k.der"
+        p11kms_read_pubkey --id "$id" "$TMP/$k.der" \
+            timeout "$T_CMD" pkcs11-tool --module "$MODULE" --token-label "$TOKEN"
         run openssl pkey -pubin -inform DER -in "$TMP/$k.der" -out "$TMP/$k.pem"
         run ssh-keygen -i -m PKCS8 -f "$TMP/$k.pem"
         [[ "$(awk '{print $1, $2}' "$TMP/out")" == "$(awk '{print $1, $2}' "$TMP/$k.pub")" ]] ||

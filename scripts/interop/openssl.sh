@@ -152,8 +152,7 @@ s_setup() {
     local k id
     for k in ec1:01 rsa1:02 rsadec:03; do
         id=${k#*:} k=${k%:*}
-        timeout "$T" pkcs11-tool --module "$MODULE" --token-label "$TOKEN" --read-object \
-            --type pubkey --id "$id" -o "$k.der" </dev/null
+        p11kms_read_pubkey --id "$id" "$k.der" timeout "$T" pkcs11-tool --module "$MODULE" --token-label "$TOKEN"
         openssl pkey -pubin -inform DER -in "$k.der" -out "$k.pem"
         if on_backend aws gcp; then
             # A KMS key: GetPublicKey (boto3 or REST, not the module) gives the same key.

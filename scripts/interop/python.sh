@@ -149,7 +149,8 @@ objects_on_token() {
 pubkeys_match() {
     local label
     for label in py-ec py-rsa; do
-        p11 --read-object --type pubkey --label "$label" -o "$TMP/$label.pub.der"
+        p11kms_read_pubkey --label "$label" "$TMP/$label.pub.der" \
+            timeout 60 pkcs11-tool --module "$MODULE" --token-label "$TOKEN"
         run openssl pkey -pubin -inform DER -in "$TMP/$label.pub.der" -out "$TMP/$label.tool.pem"
         cmp "$TMP/$label.tool.pem" "$TMP/$label.pub.pem" ||
             fail "$label: pkcs11-tool's public key differs from the one Python read"
