@@ -43,10 +43,12 @@ stage() {
     log="$STAGE_LOGS/$(( ${#PASSED[@]} + ${#FAILED[@]} )).log"
     # Through a process substitution, not a pipe: the stage runs in this shell and an
     # emulator it starts in the background cannot hold the stage open.
-    local tee_pid n=0
-    "$@" > >(tee "$log") 2>&1
-    rc=$?
+    local fd tee_pid n=0
+    exec {fd}> >(tee "$log")
     tee_pid=$!
+    "$@" >&"$fd" 2>&1
+    rc=$?
+    exec {fd}>&-
     # tee ends when the stage's last writer does; a stray background writer gets 5 s.
     while kill -0 "$tee_pid" 2>/dev/null && ((n++ < 50)); do sleep 0.1; done
     if [[ $rc -eq 0 ]]; then
