@@ -596,3 +596,150 @@ fn fork_token_objects_both_ways() {
         assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
     });
 }
+
+/// A public session AES-256 key of value [7; 32] (no login needed), for C_EncryptInit.
+fn session_aes_key(h: CK_SESSION_HANDLE) -> CK_OBJECT_HANDLE {
+    let (mut class, mut kt, mut f, mut t) = (CKO_SECRET_KEY, CKK_AES, CK_FALSE, CK_TRUE);
+    let mut v = [7u8; 32];
+    let attr = |type_, p: *mut std::ffi::c_void, n: usize| CK_ATTRIBUTE {
+        type_,
+        pValue: p,
+        ulValueLen: n as CK_ULONG,
+    };
+    let mut tmpl = [
+        attr(CKA_CLASS, (&mut class as *mut CK_ULONG).cast(), 8),
+        attr(CKA_KEY_TYPE, (&mut kt as *mut CK_ULONG).cast(), 8),
+        attr(CKA_TOKEN, (&mut f as *mut CK_BBOOL).cast(), 1),
+        attr(CKA_PRIVATE, (&mut f as *mut CK_BBOOL).cast(), 1),
+        attr(CKA_ENCRYPT, (&mut t as *mut CK_BBOOL).cast(), 1),
+        attr(CKA_VALUE, v.as_mut_ptr().cast(), 32),
+    ];
+    let mut o: CK_OBJECT_HANDLE = 0;
+    let rv = call!(
+        C_CreateObject,
+        h,
+        tmpl.as_mut_ptr(),
+        tmpl.len() as CK_ULONG,
+        &mut o
+    );
+    assert_eq!(rv, CKR_OK, "C_CreateObject of a session AES key");
+    o
+}
+
+/// C_EncryptInit with AES-GCM (96-bit IV of ones, no AAD, 128-bit tag).
+fn gcm_init(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
+    let mut iv = [1u8; 12];
+    let mut p = CK_GCM_PARAMS {
+        pIv: iv.as_mut_ptr(),
+        ulIvLen: 12,
+        ulIvBits: 96,
+        pAAD: std::ptr::null_mut(),
+        ulAADLen: 0,
+        ulTagBits: 128,
+    };
+    let mut m = CK_MECHANISM {
+        mechanism: CKM_AES_GCM,
+        pParameter: (&mut p as *mut CK_GCM_PARAMS).cast(),
+        ulParameterLen: std::mem::size_of::<CK_GCM_PARAMS>() as CK_ULONG,
+    };
+    call!(C_EncryptInit, h, &mut m, key)
+}
+
+/// C_Encrypt of 64 bytes.
+fn encrypt64(h: CK_SESSION_HANDLE) -> CK_RV {
+    let mut data = [9u8; 64];
+    let mut out = [0u8; 80];
+    let mut n: CK_ULONG = 80;
+    call!(
+        C_Encrypt,
+        h,
+        data.as_mut_ptr(),
+        64,
+        out.as_mut_ptr(),
+        &mut n
+    )
+}
+
+/// The thread that used a session last keeps a reference to it for its next call (the
+/// fast path of api::cached_session). After C_Finalize and C_Initialize handle numbers
+/// start again: the new session with the old number must be the new one, with no
+/// operation, and the old key must not resolve.
+#[test]
+fn finalize_ends_this_threads_cached_session() {
+    isolated("finalize_ends_this_threads_cached_session", || {
+        let _d = scratch(&[tok("cached")]);
+        assert_eq!(init_null(), CKR_OK);
+        let slot = raw_init_token("cached");
+        let h = open_session(slot);
+        let key = session_aes_key(h);
+        for _ in 0..2 {
+            assert_eq!(gcm_init(h, key), CKR_OK);
+            assert_eq!(encrypt64(h), CKR_OK);
+        }
+        assert_eq!(gcm_init(h, key), CKR_OK, "an operation left active");
+        assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
+        assert_eq!(encrypt64(h), CKR_CRYPTOKI_NOT_INITIALIZED);
+        assert_eq!(init_null(), CKR_OK);
+        let h2 = open_session(raw_init_token_lookup("cached"));
+        if h2 != h {
+            assert_eq!(encrypt64(h), CKR_SESSION_HANDLE_INVALID);
+        }
+        assert_eq!(encrypt64(h2), CKR_OPERATION_NOT_INITIALIZED);
+        let rv = gcm_init(h2, key);
+        assert!(
+            rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID,
+            "the old session key after re-initialize: {}",
+            rv_name(rv)
+        );
+        assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
+    });
+}
+
+/// The same across fork(): the child's copy of the thread's cached session (with an
+/// operation active in it) must not be usable there.
+#[test]
+fn fork_child_cannot_use_the_parents_cached_session() {
+    p11kms_only!();
+    isolated("fork_child_cannot_use_the_parents_cached_session", || {
+        let _d = scratch(&[tok("cachefork")]);
+        assert_eq!(init_null(), CKR_OK);
+        let h = open_session(raw_init_token("cachefork"));
+        let key = session_aes_key(h);
+        for _ in 0..2 {
+            assert_eq!(gcm_init(h, key), CKR_OK);
+            assert_eq!(encrypt64(h), CKR_OK);
+        }
+        assert_eq!(gcm_init(h, key), CKR_OK);
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            let code = (|| {
+                if encrypt64(h) != CKR_CRYPTOKI_NOT_INITIALIZED {
+                    return 20;
+                }
+                if gcm_init(h, key) != CKR_CRYPTOKI_NOT_INITIALIZED {
+                    return 21;
+                }
+                if init_null() != CKR_OK {
+                    return 22;
+                }
+                if encrypt64(h) != CKR_SESSION_HANDLE_INVALID {
+                    return 23;
+                }
+                0
+            })();
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "child crashed: status {status}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "child step failed (20/21: the parent's session before C_Initialize, 23: after)"
+        );
+        // The parent's operation is still there.
+        assert_eq!(encrypt64(h), CKR_OK);
+        assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
+    });
+}

@@ -1,6 +1,6 @@
 //! Encryption and decryption (§5.8, §5.9).
 
-use super::{module, usable_key, KeyUse};
+use super::{cached_session, module, usable_key, KeyUse};
 use crate::error::{Error, Result};
 use crate::mechanism::{self, Mechanism};
 use crate::session::{keeps_operation, with_stash, Cap, CipherOp, Output, Session};
@@ -46,16 +46,27 @@ pub fn single_part_only(mech: CK_MECHANISM_TYPE) -> bool {
 
 /// C_EncryptInit / C_DecryptInit.
 pub fn init(h: CK_SESSION_HANDLE, d: Dir, mech: &Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
+    let (classes, flag): (&'static [CK_OBJECT_CLASS], _) = match d {
+        Dir::Encrypt => (&[CKO_SECRET_KEY, CKO_PUBLIC_KEY], CKA_ENCRYPT),
+        Dir::Decrypt => (&[CKO_SECRET_KEY, CKO_PRIVATE_KEY], CKA_DECRYPT),
+    };
+    // The fast path: this thread's session, and the key it used last for this.
+    let fast = cached_session(h, |g, generation| {
+        let hit = g
+            .key_cache
+            .as_ref()
+            .is_some_and(|c| c.hit(key, generation, flag, mech.mech));
+        (hit && slot(g, d).is_none()).then(|| start(g, d, mech))
+    });
+    if let Some(r) = fast {
+        return r;
+    }
     let m = module()?;
     let s = m.session(h)?;
     let mut g = s.session.lock();
     if slot(&mut g, d).is_some() {
         return Err(CKR_OPERATION_ACTIVE.into());
     }
-    let (classes, flag): (&'static [CK_OBJECT_CLASS], _) = match d {
-        Dir::Encrypt => (&[CKO_SECRET_KEY, CKO_PUBLIC_KEY], CKA_ENCRYPT),
-        Dir::Decrypt => (&[CKO_SECRET_KEY, CKO_PRIVATE_KEY], CKA_DECRYPT),
-    };
     let use_ = KeyUse {
         invalid_rv: CKR_KEY_HANDLE_INVALID,
         classes,
@@ -63,12 +74,18 @@ pub fn init(h: CK_SESSION_HANDLE, d: Dir, mech: &Mechanism, key: CK_OBJECT_HANDL
         mech: mech.mech,
     };
     usable_key(s.token, &mut g.key_cache, key, use_)?;
+    start(&mut g, d, mech)
+}
+
+/// Start the operation with the session's checked key (`usable_key` put it in the
+/// key cache).
+fn start(g: &mut Session, d: Dir, mech: &Mechanism) -> Result<()> {
     let k = match g.key_cache.as_mut() {
         Some(c) => c.spare.take().unwrap_or_else(|| c.key.clone()),
         None => return Err(Error::general("key cache empty after a key check")),
     };
     let op = mechanism::cipher_init(mech, k, d == Dir::Encrypt)?;
-    *slot(&mut g, d) = Some(CipherOp {
+    *slot(g, d) = Some(CipherOp {
         op,
         stash: None,
         multi: false,
@@ -104,10 +121,28 @@ fn run(
     cap: Cap,
     direct: Option<&mut [u8]>,
 ) -> Result<Output> {
+    let mut direct = direct;
+    // Everything below needs only the session: the fast path when it is this thread's.
+    if let Some(r) = cached_session(h, |g, _| {
+        Some(run_locked(g, d, st, input, cap, direct.take()))
+    }) {
+        return r;
+    }
     let m = module()?;
     let s = m.session(h)?;
     let mut g = s.session.lock();
-    let sl = slot(&mut g, d);
+    run_locked(&mut g, d, st, input, cap, direct)
+}
+
+fn run_locked(
+    g: &mut Session,
+    d: Dir,
+    st: Step,
+    input: &[u8],
+    cap: Cap,
+    direct: Option<&mut [u8]>,
+) -> Result<Output> {
+    let sl = slot(g, d);
     let op = sl.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
     if let Some(out) = direct {
         let fits = op

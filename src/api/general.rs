@@ -52,6 +52,7 @@ pub fn initialize(reserved: Option<String>) -> Result<()> {
         generation: super::fork_generation(),
         tokens,
         sessions: Default::default(),
+        epoch: super::new_epoch(),
         next_session: AtomicU64::new(1),
     })));
     Ok(())
@@ -60,11 +61,17 @@ pub fn initialize(reserved: Option<String>) -> Result<()> {
 /// C_Finalize.
 pub fn finalize() -> Result<()> {
     let _g = INIT.lock();
-    match MODULE.load().as_ref() {
-        Some(old) if old.pid == std::process::id() && old.is_this_process() => {}
-        _ => return Err(CKR_CRYPTOKI_NOT_INITIALIZED.into()),
+    let Some(old) = MODULE.load_full() else {
+        return Err(CKR_CRYPTOKI_NOT_INITIALIZED.into());
+    };
+    if !(old.pid == std::process::id() && old.is_this_process()) {
+        return Err(CKR_CRYPTOKI_NOT_INITIALIZED.into());
     }
     MODULE.store(None);
+    // Threads' cached sessions are stale from here; close the sessions too, which
+    // waits for the calls in them and leaves no key behind in a thread's cache.
+    super::new_epoch();
+    old.close_all_sessions();
     Ok(())
 }
 

@@ -6,7 +6,8 @@
 //! shared by every operation and thread through [`SymCache`].
 
 use super::{
-    Cipher, Digester, KeyMaterial, LocalKey, MechInfo, MechParam, Mechanism, Signer, Verifier,
+    Cipher, Digester, KeyMaterial, LocalKey, MechInfo, MechParam, Mechanism, SecretBuf, Signer,
+    Verifier,
 };
 use crate::error::{Error, Result};
 use aws_lc_rs::cipher::{
@@ -254,19 +255,19 @@ fn ended() -> Error {
 }
 
 /// `buf` followed by `input`, in a zeroizing buffer; `buf` is wiped.
-fn joined(buf: &mut Zeroizing<Vec<u8>>, input: &[u8]) -> Zeroizing<Vec<u8>> {
-    let mut data = Zeroizing::new(Vec::with_capacity(buf.len() + input.len()));
+fn joined(buf: &mut Vec<u8>, input: &[u8]) -> SecretBuf {
+    let mut data = SecretBuf::with_capacity(buf.len() + input.len());
     data.extend_from_slice(buf);
     data.extend_from_slice(input);
-    buf.zeroize();
+    super::wipe(buf);
     data
 }
 
 /// Append to a zeroizing buffer, growing it so that no unwiped copy is left behind.
-fn append(buf: &mut Zeroizing<Vec<u8>>, input: &[u8]) {
+fn append(buf: &mut SecretBuf, input: &[u8]) {
     if buf.capacity() - buf.len() < input.len() {
         let cap = (buf.len() + input.len()).max(buf.capacity().saturating_mul(2));
-        let mut grown = Zeroizing::new(Vec::with_capacity(cap));
+        let mut grown = SecretBuf::with_capacity(cap);
         grown.extend_from_slice(buf);
         *buf = grown;
     }
@@ -274,8 +275,8 @@ fn append(buf: &mut Zeroizing<Vec<u8>>, input: &[u8]) {
 }
 
 /// Move the bytes out of a zeroizing buffer (the caller owns them now).
-fn take(mut v: Zeroizing<Vec<u8>>) -> Vec<u8> {
-    std::mem::take(&mut *v)
+fn take(v: SecretBuf) -> Vec<u8> {
+    v.into_vec()
 }
 
 pub(super) fn encrypt_init(m: &Mechanism, key: &Arc<LocalKey>) -> Result<Box<dyn Cipher>> {
@@ -316,7 +317,7 @@ pub(super) fn cipher_init(
                 mode,
                 encrypt,
                 iv,
-                buf: Zeroizing::new(Vec::new()),
+                buf: SecretBuf::new(),
                 done: false,
             }))
         }
@@ -362,7 +363,7 @@ pub(super) fn cipher_init(
                 iv: iv.clone(),
                 aad: aad.clone(),
                 tag_len: (*tag_bits / 8) as usize,
-                buf: Zeroizing::new(Vec::new()),
+                buf: SecretBuf::new(),
                 done: false,
             }))
         }
@@ -393,7 +394,7 @@ pub(super) fn cipher_init(
                 key,
                 encrypt,
                 mode,
-                buf: Zeroizing::new(Vec::new()),
+                buf: SecretBuf::new(),
                 done: false,
             }))
         }
@@ -423,7 +424,7 @@ struct BlockOp {
     encrypt: bool,
     /// The chaining value: the IV, then the last ciphertext block.
     iv: [u8; BLOCK],
-    buf: Zeroizing<Vec<u8>>,
+    buf: SecretBuf,
     done: bool,
 }
 
@@ -497,7 +498,7 @@ impl Cipher for BlockOp {
             return Err(ended());
         }
         self.done = true;
-        let mut rest = Zeroizing::new(std::mem::take(&mut *self.buf));
+        let mut rest = SecretBuf::from(std::mem::take(&mut *self.buf));
         match (self.mode, self.encrypt) {
             (BlockMode::CbcPad, true) => {
                 let pad = BLOCK - rest.len();
@@ -612,7 +613,7 @@ struct GcmOp {
     iv: super::GcmIv,
     aad: Vec<u8>,
     tag_len: usize,
-    buf: Zeroizing<Vec<u8>>,
+    buf: SecretBuf,
     done: bool,
 }
 
@@ -669,7 +670,7 @@ impl Cipher for GcmOp {
             return Err(ended());
         }
         self.done = true;
-        let mut data = Zeroizing::new(std::mem::take(&mut *self.buf));
+        let mut data = SecretBuf::from(std::mem::take(&mut *self.buf));
         let gk = gcm_key(&self.key)?;
         if self.encrypt {
             let tag = if self.iv.len() == 12 {
@@ -839,7 +840,7 @@ struct KwOp {
     key: Arc<LocalKey>,
     encrypt: bool,
     mode: KwMode,
-    buf: Zeroizing<Vec<u8>>,
+    buf: SecretBuf,
     done: bool,
 }
 
@@ -868,13 +869,13 @@ impl Cipher for KwOp {
             return Err(ended());
         }
         self.done = true;
-        let data = Zeroizing::new(std::mem::take(&mut *self.buf));
+        let data = SecretBuf::from(std::mem::take(&mut *self.buf));
         match (self.mode, self.encrypt) {
             (KwMode::Kw, true) => kw_wrap(&self.key, &data),
             (KwMode::Kw, false) => kw_unwrap(&self.key, &data).map(take),
             (KwMode::Pkcs7, true) => {
                 let pad = 8 - data.len() % 8;
-                let mut padded = Zeroizing::new(data.to_vec());
+                let mut padded = SecretBuf::from(data.to_vec());
                 padded.extend(std::iter::repeat_n(pad as u8, pad));
                 kw_wrap(&self.key, &padded)
             }
@@ -943,13 +944,13 @@ fn kw_wrap(key: &LocalKey, p: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn kw_unwrap(key: &LocalKey, c: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+fn kw_unwrap(key: &LocalKey, c: &[u8]) -> Result<SecretBuf> {
     if c.len() % 8 != 0 || c.len() < 24 {
         return Err(CKR_ENCRYPTED_DATA_LEN_RANGE.into());
     }
     let mut a = [0u8; 8];
     a.copy_from_slice(&c[..8]);
-    let mut r = Zeroizing::new(c[8..].to_vec());
+    let mut r = SecretBuf::from(c[8..].to_vec());
     let a = kw_w_inv(ecb_dec(key)?, a, &mut r)?;
     constant_time::verify_slices_are_equal(&a, &KW_IV)
         .map_err(|_| Error::new(CKR_ENCRYPTED_DATA_INVALID))?;
@@ -979,13 +980,13 @@ fn kwp_wrap(key: &LocalKey, p: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn kwp_unwrap(key: &LocalKey, c: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+fn kwp_unwrap(key: &LocalKey, c: &[u8]) -> Result<SecretBuf> {
     if c.len() % 8 != 0 || c.len() < 16 {
         return Err(CKR_ENCRYPTED_DATA_LEN_RANGE.into());
     }
     let k = ecb_dec(key)?;
     let mut a = [0u8; 8];
-    let mut p = Zeroizing::new(c[8..].to_vec());
+    let mut p = SecretBuf::from(c[8..].to_vec());
     if c.len() == 16 {
         let mut b = Zeroizing::new([0u8; BLOCK]);
         b.copy_from_slice(c);
@@ -1125,10 +1126,10 @@ impl MacOp {
     }
 
     /// The (truncated) MAC; ends the operation.
-    fn tag(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+    fn tag(&mut self) -> Result<SecretBuf> {
         let mut t = match self.ctx.take().ok_or_else(ended)? {
-            MacCtx::Hmac(c) => Zeroizing::new(c.sign().as_ref().to_vec()),
-            MacCtx::Cmac(c) => Zeroizing::new(c.sign().map_err(lc)?.as_ref().to_vec()),
+            MacCtx::Hmac(c) => SecretBuf::from(c.sign().as_ref().to_vec()),
+            MacCtx::Cmac(c) => SecretBuf::from(c.sign().map_err(lc)?.as_ref().to_vec()),
         };
         t.truncate(self.len);
         Ok(t)

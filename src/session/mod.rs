@@ -70,10 +70,29 @@ pub struct KeyCache {
     pub passed: [Option<(CK_ATTRIBUTE_TYPE, CK_MECHANISM_TYPE)>; 4],
 }
 
+impl KeyCache {
+    /// Key `h` passed the checks for (usage `flag`, `mech`) in token `generation`.
+    pub fn hit(
+        &self,
+        h: CK_OBJECT_HANDLE,
+        generation: u64,
+        flag: CK_ATTRIBUTE_TYPE,
+        mech: CK_MECHANISM_TYPE,
+    ) -> bool {
+        self.handle == h
+            && self.generation == generation
+            && self.passed.iter().flatten().any(|p| *p == (flag, mech))
+    }
+}
+
 /// One session's operations. Its handle, slot and read-write flag never change and
 /// live beside it in the session table (`api::SessionSlot`), outside this lock.
 #[derive(Default)]
 pub struct Session {
+    /// Closed (C_CloseSession, C_CloseAllSessions, C_Finalize): everything else is
+    /// empty. A thread's cached reference to the session (`api::cached_session`) sees
+    /// this and goes the slow way, which answers with the right error.
+    pub closed: bool,
     pub find: Option<FindOp>,
     pub encrypt: Option<CipherOp>,
     pub decrypt: Option<CipherOp>,
@@ -86,7 +105,19 @@ pub struct Session {
 impl Session {
     /// Cancel every active operation (C_SessionCancel with all flags, logout).
     pub fn cancel_all(&mut self) {
-        *self = Session::default();
+        *self = Session {
+            closed: self.closed,
+            ..Session::default()
+        };
+    }
+
+    /// The session is gone: drop its operations and cached key now (a thread may hold
+    /// a reference to it for a while, see `closed`).
+    pub fn close(&mut self) {
+        *self = Session {
+            closed: true,
+            ..Session::default()
+        };
     }
 }
 

@@ -365,7 +365,7 @@ pub struct Token {
     /// Bumped by every change that can alter what a handle resolves to or what its
     /// object allows (login state, objects replaced, changed or removed): sessions'
     /// key caches are valid only for the generation they were filled in.
-    generation: AtomicU64,
+    generation: Arc<AtomicU64>,
 }
 
 impl Token {
@@ -396,7 +396,7 @@ impl Token {
             login: RwLock::new(Login::default()),
             objects: RwLock::new(Objects::default()),
             reload: Mutex::new(()),
-            generation: AtomicU64::new(0),
+            generation: Arc::new(AtomicU64::new(0)),
         };
         t.reload_from_store()?;
         Ok(t)
@@ -405,6 +405,12 @@ impl Token {
     /// See the `generation` field.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// The counter behind [`Token::generation`], for a session's fast path, which
+    /// checks its key cache without reaching the token (`api::cached_session`).
+    pub fn generation_counter(&self) -> Arc<AtomicU64> {
+        self.generation.clone()
     }
 
     fn changed(&self) {
