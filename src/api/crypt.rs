@@ -1,6 +1,6 @@
 //! Encryption and decryption (§5.8, §5.9).
 
-use super::{cached_session, module, usable_key, KeyUse};
+use super::{module, usable_key, with_cached_key, with_session, KeyUse};
 use crate::error::{Error, Result};
 use crate::mechanism::{self, Mechanism};
 use crate::session::{keeps_operation, with_stash, Cap, CipherOp, Output, Session};
@@ -51,12 +51,8 @@ pub fn init(h: CK_SESSION_HANDLE, d: Dir, mech: &Mechanism, key: CK_OBJECT_HANDL
         Dir::Decrypt => (&[CKO_SECRET_KEY, CKO_PRIVATE_KEY], CKA_DECRYPT),
     };
     // The fast path: this thread's session, and the key it used last for this.
-    let fast = cached_session(h, |g, generation| {
-        let hit = g
-            .key_cache
-            .as_ref()
-            .is_some_and(|c| c.hit(key, generation, flag, mech.mech));
-        (hit && slot(g, d).is_none()).then(|| start(g, d, mech))
+    let fast = with_cached_key(h, key, flag, mech.mech, |g| {
+        slot(g, d).is_none().then(|| start(g, d, mech))
     });
     if let Some(r) = fast {
         return r;
@@ -121,17 +117,8 @@ fn run(
     cap: Cap,
     direct: Option<&mut [u8]>,
 ) -> Result<Output> {
-    let mut direct = direct;
     // Everything below needs only the session: the fast path when it is this thread's.
-    if let Some(r) = cached_session(h, |g, _| {
-        Some(run_locked(g, d, st, input, cap, direct.take()))
-    }) {
-        return r;
-    }
-    let m = module()?;
-    let s = m.session(h)?;
-    let mut g = s.session.lock();
-    run_locked(&mut g, d, st, input, cap, direct)
+    with_session(h, |g| run_locked(g, d, st, input, cap, direct))
 }
 
 fn run_locked(

@@ -231,6 +231,46 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+/// `f` on session `h`, locked: through this thread's cached session when it is `h` (see
+/// [`cached_session`]), else through the module and the session table.
+pub(crate) fn with_session<R>(
+    h: CK_SESSION_HANDLE,
+    f: impl FnOnce(&mut Session) -> Result<R>,
+) -> Result<R> {
+    let mut f = Some(f);
+    if let Some(r) = cached_session(h, |g, _| f.take().map(|f| f(g))) {
+        return r;
+    }
+    let f = f.ok_or_else(|| Error::general("session call already made"))?;
+    let m = module()?;
+    let s = m.session(h)?;
+    let mut g = s.session.lock();
+    f(&mut g)
+}
+
+/// The fast path of an operation's init with `key` for (usage `flag`, `mech`): `start`
+/// on session `h` when it is this thread's cached session and its key cache says the
+/// key passed those checks in the token's current generation. None: take the slow way.
+pub(crate) fn with_cached_key<R>(
+    h: CK_SESSION_HANDLE,
+    key: CK_OBJECT_HANDLE,
+    flag: CK_ATTRIBUTE_TYPE,
+    mech: CK_MECHANISM_TYPE,
+    start: impl FnOnce(&mut Session) -> Option<Result<R>>,
+) -> Option<Result<R>> {
+    cached_session(h, |g, generation| {
+        let hit = g
+            .key_cache
+            .as_ref()
+            .is_some_and(|c| c.hit(key, generation, flag, mech));
+        if hit {
+            start(g)
+        } else {
+            None
+        }
+    })
+}
+
 /// Remember `slot` as this thread's session `h` (see [`CachedSession`]).
 fn remember(epoch: u64, h: CK_SESSION_HANDLE, slot: &Arc<SessionSlot>) {
     let _ = LAST_SESSION.try_with(|c| {
