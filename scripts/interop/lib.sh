@@ -219,6 +219,14 @@ kms_pubkey() {
     openssl pkey -pubin -inform DER -in "$2.kms.der" -out "$2"
 }
 
+# gcp_algorithm LABEL: the algorithm of version 1 of the CryptoKey behind the token
+# object labelled LABEL (gcp only; REST, not the module), e.g. RSA_SIGN_PSS_2048_SHA256.
+gcp_algorithm() {
+    local id=${1//[^A-Za-z0-9_-]/_}
+    gcp_rest GET "/v1/$INTEROP_GCP_RING/cryptoKeys/${id:0:63}/cryptoKeyVersions/1" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["algorithm"])'
+}
+
 # pubkeys_equal A.pem B.pem: do the two PEM public keys hold the same key?
 pubkeys_equal() {
     cmp -s <(openssl pkey -pubin -in "$1" -outform DER) <(openssl pkey -pubin -in "$2" -outform DER)

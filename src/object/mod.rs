@@ -755,7 +755,10 @@ impl Object {
                     .chunks_exact(std::mem::size_of::<CK_ULONG>())
                     .any(|c| as_ulong(c) == Some(mech));
                 if !allowed {
-                    return Err(CKR_MECHANISM_INVALID.into());
+                    return Err(Error::msg(
+                        CKR_MECHANISM_INVALID,
+                        format!("mechanism 0x{mech:x} is not in the key's CKA_ALLOWED_MECHANISMS"),
+                    ));
                 }
             }
         }

@@ -1088,6 +1088,15 @@ impl Token {
         if !self.user_can_see_private() {
             return Err(CKR_USER_NOT_LOGGED_IN.into());
         }
+        // Which names a tool sets (NSS: CKA_ID right after C_GenerateKeyPair); types and
+        // lengths only.
+        log_at!(Debug, "C_SetAttributeValue on KMS key {key_id}: {}", {
+            let v: Vec<String> = t
+                .iter()
+                .map(|(ty, v)| format!("0x{ty:x} ({} bytes)", v.len()))
+                .collect();
+            v.join(", ")
+        });
         let (mut id, mut label) = (None, None);
         for (ty, v) in t {
             match *ty {
