@@ -34,6 +34,15 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# listening PORT: something listens on 127.0.0.1:PORT itself (TCP LISTEN in
+# /proc/net/tcp, an IPv6-only listener does not count), checked without connecting:
+# for servers that count their connections (openssl s_server -naccept).
+listening() {
+    local hex
+    printf -v hex '0100007F:%04X' "$1"
+    awk -v a="$hex" '$2 == a && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp
+}
+
 # fail MESSAGE: a check inside a step failed.
 fail() {
     echo "    check failed: $*" >&2
