@@ -897,6 +897,126 @@ fn cka_id_is_kept_in_a_crypto_key_label() {
     assert!(out.contains("child: id 01: []"), "{out}");
 }
 
+/// C_GenerateKeyPair templates on a KMS token are checked as a local key pair's are,
+/// before any Cloud KMS call: a malformed value (a CKA_ALLOWED_MECHANISMS that is no
+/// CK_ULONG array once made a PKCS#1 key where PSS-only was asked), an attribute the
+/// token sets, one foreign to the class, a secret one, a contradicting class.
+#[test]
+fn kms_keygen_templates_are_checked_before_any_call() {
+    use cryptoki_sys::*;
+    serial!();
+    let s = session();
+    let h = s.handle();
+    let attr = |t: CK_ATTRIBUTE_TYPE, v: &mut Vec<u8>| CK_ATTRIBUTE {
+        type_: t,
+        pValue: v.as_mut_ptr().cast(),
+        ulValueLen: v.len() as CK_ULONG,
+    };
+    let ul = |v: CK_ULONG| v.to_ne_bytes().to_vec();
+    let cases: Vec<(&str, bool, CK_ATTRIBUTE_TYPE, Vec<u8>, CK_RV)> = vec![
+        (
+            "allowed mechanisms of 3 bytes",
+            false,
+            CKA_ALLOWED_MECHANISMS,
+            vec![0x0d, 0, 0],
+            CKR_ATTRIBUTE_VALUE_INVALID,
+        ),
+        (
+            "CKA_SENSITIVE of 2 bytes",
+            false,
+            CKA_SENSITIVE,
+            vec![1, 1],
+            CKR_ATTRIBUTE_VALUE_INVALID,
+        ),
+        (
+            "CKA_LOCAL (set by the token)",
+            false,
+            CKA_LOCAL,
+            vec![1],
+            CKR_ATTRIBUTE_READ_ONLY,
+        ),
+        (
+            "CKA_VALUE_LEN on a public key",
+            true,
+            CKA_VALUE_LEN,
+            ul(32),
+            CKR_ATTRIBUTE_TYPE_INVALID,
+        ),
+        (
+            "a private exponent",
+            false,
+            CKA_PRIVATE_EXPONENT,
+            vec![3],
+            CKR_TEMPLATE_INCONSISTENT,
+        ),
+        (
+            "CKA_CLASS public in the private template",
+            false,
+            CKA_CLASS,
+            ul(CKO_PUBLIC_KEY),
+            CKR_TEMPLATE_INCONSISTENT,
+        ),
+        (
+            "CKA_KEY_TYPE EC for RSA",
+            true,
+            CKA_KEY_TYPE,
+            ul(CKK_EC),
+            CKR_TEMPLATE_INCONSISTENT,
+        ),
+    ];
+    let before = calls();
+    for (what, on_public, ty, mut bad, want) in cases {
+        let (mut t, mut bits, mut label, mut sign) =
+            (vec![1u8], ul(2048), b"bad-template".to_vec(), vec![1u8]);
+        let mut pub_t = vec![
+            attr(CKA_TOKEN, &mut t),
+            attr(CKA_MODULUS_BITS, &mut bits),
+            attr(CKA_LABEL, &mut label),
+        ];
+        let mut priv_t = vec![
+            attr(CKA_TOKEN, &mut t),
+            attr(CKA_LABEL, &mut label),
+            attr(CKA_SIGN, &mut sign),
+        ];
+        if on_public {
+            pub_t.push(attr(ty, &mut bad));
+        } else {
+            priv_t.push(attr(ty, &mut bad));
+        }
+        let mut m = CK_MECHANISM {
+            mechanism: CKM_RSA_PKCS_KEY_PAIR_GEN,
+            pParameter: std::ptr::null_mut(),
+            ulParameterLen: 0,
+        };
+        let (mut ph, mut sh): (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) = (0, 0);
+        let rv = call!(
+            C_GenerateKeyPair,
+            h,
+            &mut m,
+            pub_t.as_mut_ptr(),
+            pub_t.len() as CK_ULONG,
+            priv_t.as_mut_ptr(),
+            priv_t.len() as CK_ULONG,
+            &mut ph,
+            &mut sh
+        );
+        assert_eq!(
+            rv,
+            want,
+            "{what}: {} instead of {}",
+            rv_name(rv),
+            rv_name(want)
+        );
+    }
+    assert_eq!(delta(&before), d(&[]), "no Cloud KMS call");
+    let (code, _) = rest(
+        "GET",
+        &format!("/v1/{RING}/cryptoKeys/bad-template"),
+        Value::Null,
+    );
+    assert_eq!(code, 404);
+}
+
 #[test]
 fn show_software_false_hides_software_keys() {
     serial!();
