@@ -820,7 +820,9 @@ fn cka_id_is_kept_in_a_crypto_key_label() {
         ),
         (Attribute::Sign(false), RvError::AttributeReadOnly),
     ] {
-        let e = s.update_attributes(sh, &[t.clone()]).unwrap_err();
+        let e = s
+            .update_attributes(sh, std::slice::from_ref(&t))
+            .unwrap_err();
         assert_eq!(rv_of(&e), want, "{t:?}");
     }
     assert_eq!(delta(&before), d(&[]));
