@@ -587,6 +587,36 @@ fn child_process() {
                 t.elapsed().as_millis()
             );
         }
+        // Own store (a cold listing from Cloud KMS): the objects with each CKA_ID of
+        // CHILD_IDS.
+        "renamed" => {
+            let (_ctx, s) = child_session(true);
+            for id in std::env::var("CHILD_IDS").unwrap().split(',') {
+                let mut seen: Vec<String> = s
+                    .find_objects(&[Attribute::Id(hex(id))])
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| {
+                        let a = s
+                            .get_attributes(h, &[AttributeType::Class, AttributeType::Label])
+                            .unwrap();
+                        let class = match &a[0] {
+                            Attribute::Class(c) if *c == ObjectClass::PRIVATE_KEY => "private",
+                            Attribute::Class(c) if *c == ObjectClass::PUBLIC_KEY => "public",
+                            o => panic!("{o:?}"),
+                        };
+                        match &a[1] {
+                            Attribute::Label(l) => {
+                                format!("{class} {}", String::from_utf8_lossy(l))
+                            }
+                            o => panic!("{o:?}"),
+                        }
+                    })
+                    .collect();
+                seen.sort();
+                println!("child: id {id}: {seen:?}");
+            }
+        }
         m => panic!("unknown child mode {m}"),
     }
 }
@@ -679,7 +709,8 @@ fn versions_are_key_pairs_with_stable_ids() {
         assert_eq!(attrs[1], Attribute::Extractable(false));
         assert_eq!(attrs[2], Attribute::Local(true));
         assert_eq!(attrs[3], Attribute::EcParams(P256_PARAMS.to_vec()));
-        assert_eq!(attrs[4], Attribute::Modifiable(false));
+        // CKA_ID can change (a CryptoKey label), so the objects are modifiable.
+        assert_eq!(attrs[4], Attribute::Modifiable(true));
         // The version signs, and the public object is GetPublicKey's key.
         let info = match &s
             .get_attributes(ph, &[AttributeType::PublicKeyInfo])
@@ -712,6 +743,280 @@ fn versions_are_key_pairs_with_stable_ids() {
         ))])
         .unwrap();
     assert_eq!(v.len(), 2);
+}
+
+/// C_SetAttributeValue of CKA_ID on a Cloud KMS key (what NSS's certutil -G does after
+/// generating): kept per version in a CryptoKey label (`p11kms-id` for version 1,
+/// `p11kms-id-v<N>` for version N) with UpdateCryptoKey, seen by another process, found
+/// by C_FindObjects on both halves; a too-long id and a new CKA_LABEL are refused with
+/// no call; a failed update changes nothing.
+#[test]
+fn cka_id_is_kept_in_a_crypto_key_label() {
+    serial!();
+    let s = session();
+    let (ph, sh) = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        "rename-ec",
+        &[0x01],
+        vec![
+            Attribute::EcParams(P256_PARAMS.to_vec()),
+            Attribute::Verify(true),
+        ],
+        vec![Attribute::Sign(true)],
+    )
+    .unwrap();
+    let key_path = format!("/v1/{RING}/cryptoKeys/rename-ec");
+    let token_label = rest_ok("GET", &key_path, Value::Null)["labels"]["p11kms-token"].clone();
+    assert!(token_label.is_string(), "{token_label}");
+    for h in [ph, sh] {
+        assert_eq!(
+            s.get_attributes(h, &[AttributeType::Modifiable]).unwrap()[0],
+            Attribute::Modifiable(true)
+        );
+    }
+    // NSS's id: 20 bytes (a SHA-1 of the public key), set on the private key.
+    let nss_id: Vec<u8> = (0..20u8).map(|i| i * 13 + 1).collect();
+    let before = calls();
+    s.update_attributes(sh, &[Attribute::Id(nss_id.clone())])
+        .unwrap();
+    assert_eq!(
+        delta(&before),
+        d(&[("GetCryptoKey", 1), ("UpdateCryptoKey", 1)])
+    );
+    let key = rest_ok("GET", &key_path, Value::Null);
+    assert_eq!(key["labels"]["p11kms-id"], hex_str(&nss_id), "{key}");
+    assert_eq!(
+        key["labels"]["p11kms-token"], token_label,
+        "other labels kept: {key}"
+    );
+    // Both halves follow; the same id again, on the other half, is no call.
+    assert_eq!(id_of(&s, ph), nss_id);
+    assert_eq!(id_of(&s, sh), nss_id);
+    let before = calls();
+    s.update_attributes(ph, &[Attribute::Id(nss_id.clone())])
+        .unwrap();
+    s.update_attributes(sh, &[Attribute::Label(b"rename-ec".to_vec())])
+        .unwrap();
+    assert_eq!(delta(&before), d(&[]));
+    let found = s.find_objects(&[Attribute::Id(nss_id.clone())]).unwrap();
+    assert_eq!(found.len(), 2, "private and public key by the new id");
+    assert!(found.contains(&ph) && found.contains(&sh));
+    assert!(s
+        .find_objects(&[Attribute::Id(vec![0x01])])
+        .unwrap()
+        .is_empty());
+    // Refused before any Cloud KMS call: an id a label value cannot hold (32 bytes =
+    // 64 hex digits), a new CKA_LABEL (the CryptoKey id), any other attribute.
+    let before = calls();
+    for (t, want) in [
+        (
+            Attribute::Id(vec![0xab; 32]),
+            RvError::AttributeValueInvalid,
+        ),
+        (
+            Attribute::Label(b"another-name".to_vec()),
+            RvError::AttributeReadOnly,
+        ),
+        (Attribute::Sign(false), RvError::AttributeReadOnly),
+    ] {
+        let e = s
+            .update_attributes(sh, std::slice::from_ref(&t))
+            .unwrap_err();
+        assert_eq!(rv_of(&e), want, "{t:?}");
+    }
+    assert_eq!(delta(&before), d(&[]));
+    assert_eq!(id_of(&s, sh), nss_id);
+    // The longest id a label holds: 31 bytes.
+    let long = vec![0xcd; 31];
+    s.update_attributes(sh, &[Attribute::Id(long.clone())])
+        .unwrap();
+    assert_eq!(id_of(&s, ph), long);
+    // A failed UpdateCryptoKey leaves the id as it was, here and in Cloud KMS.
+    fault(json!({"method": "UpdateCryptoKey", "kind": "status", "status": 403, "count": 1}));
+    let e = s
+        .update_attributes(sh, &[Attribute::Id(vec![7])])
+        .unwrap_err();
+    clear_faults();
+    assert_eq!(rv_of(&e), RvError::DeviceError);
+    assert_eq!(id_of(&s, sh), long);
+    assert_eq!(
+        rest_ok("GET", &key_path, Value::Null)["labels"]["p11kms-id"],
+        hex_str(&long)
+    );
+    s.update_attributes(sh, &[Attribute::Id(nss_id.clone())])
+        .unwrap();
+
+    // Version 2 of a key made outside the module has a label of its own; version 1
+    // keeps its derived id.
+    let out = outside_key(
+        "rename-out",
+        "ASYMMETRIC_SIGN",
+        "EC_SIGN_P256_SHA256",
+        "HSM",
+    );
+    let v2 = rest_ok("POST", &format!("/v1/{out}/cryptoKeyVersions"), json!({}))["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v1 = format!("{out}/cryptoKeyVersions/1");
+    wait_enabled(&v1);
+    wait_enabled(&v2);
+    std::thread::sleep(Duration::from_millis(1100)); // refresh_secs = 1
+    let _ = find(&s, ObjectClass::PRIVATE_KEY, "rename-out");
+    let (p2, s2) = pair_of(&s, &v2);
+    let (p1, _) = pair_of(&s, &v1);
+    assert_eq!(id_of(&s, p2), derived_id(&v2));
+    s.update_attributes(p2, &[Attribute::Id(vec![0x0b, 0x02])])
+        .unwrap();
+    assert_eq!(id_of(&s, s2), vec![0x0b, 0x02]);
+    assert_eq!(id_of(&s, p1), derived_id(&v1));
+    let labels = &rest_ok("GET", &format!("/v1/{out}"), Value::Null)["labels"];
+    assert_eq!(labels, &json!({"p11kms-id-v2": "0b02"}));
+    // An empty CKA_ID is an id too (an empty label value).
+    s.update_attributes(s2, &[Attribute::Id(vec![])]).unwrap();
+    assert_eq!(id_of(&s, p2), Vec::<u8>::new());
+    s.update_attributes(s2, &[Attribute::Id(vec![0x0b, 0x02])])
+        .unwrap();
+
+    // Another process with a store of its own reads the ids from Cloud KMS.
+    let ids = [hex_str(&nss_id), "0b02".to_string(), "01".to_string()].join(",");
+    let out = run_child_with("renamed", "", false, &[], &[("CHILD_IDS", Path::new(&ids))]);
+    print!("{out}");
+    let pair = |label: &str| format!("[\"private {label}\", \"public {label}\"]");
+    assert!(
+        out.contains(&format!(
+            "child: id {}: {}",
+            hex_str(&nss_id),
+            pair("rename-ec")
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("child: id 0b02: {}", pair("rename-out"))),
+        "{out}"
+    );
+    assert!(out.contains("child: id 01: []"), "{out}");
+}
+
+/// C_GenerateKeyPair templates on a KMS token are checked as a local key pair's are,
+/// before any Cloud KMS call: a malformed value (a CKA_ALLOWED_MECHANISMS that is no
+/// CK_ULONG array once made a PKCS#1 key where PSS-only was asked), an attribute the
+/// token sets, one foreign to the class, a secret one, a contradicting class.
+#[test]
+fn kms_keygen_templates_are_checked_before_any_call() {
+    use cryptoki_sys::*;
+    serial!();
+    let s = session();
+    let h = s.handle();
+    let attr = |t: CK_ATTRIBUTE_TYPE, v: &mut Vec<u8>| CK_ATTRIBUTE {
+        type_: t,
+        pValue: v.as_mut_ptr().cast(),
+        ulValueLen: v.len() as CK_ULONG,
+    };
+    let ul = |v: CK_ULONG| v.to_ne_bytes().to_vec();
+    let cases: Vec<(&str, bool, CK_ATTRIBUTE_TYPE, Vec<u8>, CK_RV)> = vec![
+        (
+            "allowed mechanisms of 3 bytes",
+            false,
+            CKA_ALLOWED_MECHANISMS,
+            vec![0x0d, 0, 0],
+            CKR_ATTRIBUTE_VALUE_INVALID,
+        ),
+        (
+            "CKA_SENSITIVE of 2 bytes",
+            false,
+            CKA_SENSITIVE,
+            vec![1, 1],
+            CKR_ATTRIBUTE_VALUE_INVALID,
+        ),
+        (
+            "CKA_LOCAL (set by the token)",
+            false,
+            CKA_LOCAL,
+            vec![1],
+            CKR_ATTRIBUTE_READ_ONLY,
+        ),
+        (
+            "CKA_VALUE_LEN on a public key",
+            true,
+            CKA_VALUE_LEN,
+            ul(32),
+            CKR_ATTRIBUTE_TYPE_INVALID,
+        ),
+        (
+            "a private exponent",
+            false,
+            CKA_PRIVATE_EXPONENT,
+            vec![3],
+            CKR_TEMPLATE_INCONSISTENT,
+        ),
+        (
+            "CKA_CLASS public in the private template",
+            false,
+            CKA_CLASS,
+            ul(CKO_PUBLIC_KEY),
+            CKR_TEMPLATE_INCONSISTENT,
+        ),
+        (
+            "CKA_KEY_TYPE EC for RSA",
+            true,
+            CKA_KEY_TYPE,
+            ul(CKK_EC),
+            CKR_TEMPLATE_INCONSISTENT,
+        ),
+    ];
+    let before = calls();
+    for (what, on_public, ty, mut bad, want) in cases {
+        let (mut t, mut bits, mut label, mut sign) =
+            (vec![1u8], ul(2048), b"bad-template".to_vec(), vec![1u8]);
+        let mut pub_t = vec![
+            attr(CKA_TOKEN, &mut t),
+            attr(CKA_MODULUS_BITS, &mut bits),
+            attr(CKA_LABEL, &mut label),
+        ];
+        let mut priv_t = vec![
+            attr(CKA_TOKEN, &mut t),
+            attr(CKA_LABEL, &mut label),
+            attr(CKA_SIGN, &mut sign),
+        ];
+        if on_public {
+            pub_t.push(attr(ty, &mut bad));
+        } else {
+            priv_t.push(attr(ty, &mut bad));
+        }
+        let mut m = CK_MECHANISM {
+            mechanism: CKM_RSA_PKCS_KEY_PAIR_GEN,
+            pParameter: std::ptr::null_mut(),
+            ulParameterLen: 0,
+        };
+        let (mut ph, mut sh): (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) = (0, 0);
+        let rv = call!(
+            C_GenerateKeyPair,
+            h,
+            &mut m,
+            pub_t.as_mut_ptr(),
+            pub_t.len() as CK_ULONG,
+            priv_t.as_mut_ptr(),
+            priv_t.len() as CK_ULONG,
+            &mut ph,
+            &mut sh
+        );
+        assert_eq!(
+            rv,
+            want,
+            "{what}: {} instead of {}",
+            rv_name(rv),
+            rv_name(want)
+        );
+    }
+    assert_eq!(delta(&before), d(&[]), "no Cloud KMS call");
+    let (code, _) = rest(
+        "GET",
+        &format!("/v1/{RING}/cryptoKeys/bad-template"),
+        Value::Null,
+    );
+    assert_eq!(code, 404);
 }
 
 #[test]

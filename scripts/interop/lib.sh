@@ -34,6 +34,15 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# listening PORT: something listens on 127.0.0.1:PORT itself (TCP LISTEN in
+# /proc/net/tcp, an IPv6-only listener does not count), checked without connecting:
+# for servers that count their connections (openssl s_server -naccept).
+listening() {
+    local hex
+    printf -v hex '0100007F:%04X' "$1"
+    awk -v a="$hex" '$2 == a && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp
+}
+
 # fail MESSAGE: a check inside a step failed.
 fail() {
     echo "    check failed: $*" >&2
@@ -217,6 +226,14 @@ kms_pubkey() {
     localstack pubkey "$INTEROP_KMS_PREFIX$1" "$2.kms.der" ||
         fail "no KMS key behind alias $INTEROP_KMS_PREFIX$1"
     openssl pkey -pubin -inform DER -in "$2.kms.der" -out "$2"
+}
+
+# gcp_algorithm LABEL: the algorithm of version 1 of the CryptoKey behind the token
+# object labelled LABEL (gcp only; REST, not the module), e.g. RSA_SIGN_PSS_2048_SHA256.
+gcp_algorithm() {
+    local id=${1//[^A-Za-z0-9_-]/_}
+    gcp_rest GET "/v1/$INTEROP_GCP_RING/cryptoKeys/${id:0:63}/cryptoKeyVersions/1" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["algorithm"])'
 }
 
 # pubkeys_equal A.pem B.pem: do the two PEM public keys hold the same key?

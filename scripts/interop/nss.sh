@@ -177,40 +177,8 @@ certutil_gen() { # certutil_gen P11TYPE CERTUTIL_KEY_OPTIONS...
     ((after == before + 1)) ||
         fail "pkcs11-tool sees $after $type private keys, was $before: no new one"
 }
-# On gcp, certutil -G is refused: NSS generates the pair, then sets its CKA_ID (a
-# hash of the public key), and a Cloud KMS key's CKA_ID and CKA_LABEL cannot change
-# (CKR_ATTRIBUTE_READ_ONLY, which NSS reports as SEC_ERROR_READ_ONLY). NSS does not
-# destroy the pair it made: it stays on the token, with the module's CKA_ID, and the
-# steps below use it (a Cloud KMS key like any other). Module: not yet: a CKA_ID
-# change could be kept in the CryptoKey's p11kms-id label (UpdateCryptoKey).
-certutil_gen_refused() { # certutil_gen_refused P11TYPE CERTUTIL_KEY_OPTIONS...
-    local type=$1 before after
-    shift
-    before="$(p11objects | grep -c "^Private Key Object; $type" || true)"
-    refused SEC_ERROR_READ_ONLY certutil -G -d "$DB" -h "$TOKEN" -f "$PWFILE" -z "$TMP/noise" "$@"
-    after="$(p11objects | grep -c "^Private Key Object; $type" || true)"
-    ((after == before + 1)) ||
-        fail "pkcs11-tool sees $after $type private keys after the refused certutil -G, was $before"
-    echo "    the $type key pair NSS generated stays on the token (module: not yet: CKA_ID is read-only on gcp)"
-}
-# What follows from it: NSS pairs a certificate with its key by the CKA_ID it computes
-# (a hash of the public key), which a Cloud KMS key cannot take.
-GCP_ID_WHY="NSS certificates on token keys: NSS pairs them by its own CKA_ID, read-only on a Cloud KMS key (module: not yet)"
-GCP_GEN_WHY="certutil -G: NSS sets CKA_ID after generation, CKR_ATTRIBUTE_READ_ONLY on a Cloud KMS key (module: not yet; the key it made stays and is used below)"
-gen_rsa() {
-    if skip_on gcp "$GCP_GEN_WHY"; then
-        certutil_gen_refused RSA -k rsa -g 2048
-        return 0
-    fi
-    certutil_gen RSA -k rsa -g 2048
-}
-gen_ec384() {
-    if skip_on gcp "$GCP_GEN_WHY"; then
-        certutil_gen_refused EC -k ec -q secp384r1
-        return 0
-    fi
-    certutil_gen EC -k ec -q secp384r1
-}
+gen_rsa() { certutil_gen RSA -k rsa -g 2048; }
+gen_ec384() { certutil_gen EC -k ec -q secp384r1; }
 step "certutil -G -h $TOKEN: RSA 2048 key pair on the token" gen_rsa
 step "certutil -G -h $TOKEN: EC P-384 key pair on the token" gen_ec384
 
@@ -259,7 +227,7 @@ csr_ec() {
 csr_rsa() {
     local id
     # The one RSA key: "(orphan)" (no certificate, no label), or on gcp the
-    # CryptoKey id the module gave the pair certutil -G made.
+    # CryptoKey id the module gave the pair certutil -G made (with NSS's CKA_ID).
     id="$(sed -nE 's/^< *[0-9]+> rsa +([0-9a-f]+) .*/\1/p' "$TMP/keys.txt" | head -n 1)"
     [[ -n "$id" ]] || fail "no RSA key in the certutil -K listing"
     echo "$id" >"$TMP/rsa.id"
@@ -303,18 +271,12 @@ selfsigned() {
 }
 # A CA on a new token EC key: certutil -2 asks about basic constraints on stdin.
 self_ca() {
-    if skip_on gcp "$GCP_ID_WHY"; then
-        refused SEC_ERROR_READ_ONLY certutil -S -d "$DB" -h "$TOKEN" -f "$PWFILE" -z "$TMP/noise" \
-            -n nssca -s "CN=nss ca" -x -v 12 -k ec -q nistp256 -t "CT,C,C"
-        return 0
-    fi
     selfsigned nssca "CN=nss ca" ecdsa-with-SHA256 -k ec -q nistp256 -t "CT,C,C" -2 \
         --keyUsage certSigning,crlSigning,digitalSignature <<<$'y\n-1\ny\n'
     has "$TMP/nssca.txt" "CA:TRUE" "the CA certificate has no CA:TRUE"
 }
 # A server certificate on the existing RSA key.
 self_rsa() {
-    if skip_on gcp "$GCP_ID_WHY"; then return 0; fi
     selfsigned nssrsa "CN=localhost" sha256WithRSAEncryption -k "$(cat "$TMP/rsa.id")" \
         -t "P,," --extSAN dns:localhost,ip:127.0.0.1
 }
@@ -328,7 +290,6 @@ step "certutil -S -x: self-signed cert on the token RSA key, openssl verify" sel
 friendly() {
     run modutil -dbdir "$DB" -default p11kms -mechanisms FRIENDLY -force
     has "$TMP/nssdb/pkcs11.txt" "slotFlags=[^]]*PublicCerts" "pkcs11.txt has no PublicCerts slot flag"
-    if skip_on gcp "the certificate nssca without login: $GCP_ID_WHY, so there is no nssca"; then return 0; fi
     # A public session must show the token's certificates: pkcs11-tool, no login.
     p11 --list-objects --type cert 2>/dev/null | grep -Eq "label: +nssca\$" ||
         fail "pkcs11-tool sees no certificate nssca without login"
@@ -336,7 +297,6 @@ friendly() {
 step "modutil -mechanisms FRIENDLY: the token's certificates are public" friendly
 
 issue() {
-    if skip_on gcp "certutil -C with the token CA: $GCP_ID_WHY"; then return 0; fi
     # A leaf key and request made by openssl alone; the token CA signs it.
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
         -keyout "$TMP/leaf.key" -subj "/CN=nss leaf" -outform DER -out "$TMP/leaf.csr" 2>/dev/null
@@ -354,7 +314,6 @@ issue() {
 step "certutil -C: the token CA signs an openssl request, openssl verify" issue
 
 cms() {
-    if skip_on gcp "cmsutil -S with the token CA: $GCP_ID_WHY"; then return 0; fi
     printf 'signed by a p11kms token key through NSS\n' >"$TMP/data.txt"
     # -G adds signed attributes: without any, NSS 3.87 puts a raw r|s ECDSA signature
     # in the SignerInfo (with a software key too), which openssl rejects.
@@ -367,11 +326,52 @@ cms() {
 }
 step "cmsutil -S signs with the token CA key, openssl cms -verify" cms
 
+# On gcp the RSA key certutil -G made is a PKCS#1 v1.5 Cloud KMS version (NSS's
+# template names no CKA_ALLOWED_MECHANISMS, with --pss neither, and a version has one
+# algorithm), and TLS 1.3 signs with RSA-PSS. There the handshake uses an RSA-PSS key
+# pair: pkcs11-tool --allowed-mechanisms makes an RSA_SIGN_PSS_2048_SHA256 version
+# (checked over REST), pkcs11-tool --set-id gives it the CKA_ID NSS pairs a certificate
+# with (SHA-1 of the modulus). NSS 3.87 cannot sign with a PSS-only key outside TLS
+# (certutil -S --pss-sign asks C_SignInit for CKM_RSA_PKCS first and gives up; so it
+# does on SoftHSM), so an openssl CA certifies the token key and certutil -A puts the
+# certificate on the token.
+pss_key() {
+    local id
+    p11 --login --pin "$PIN" --keypairgen --key-type rsa:2048 --id 7e --label nsspss \
+        --allowed-mechanisms RSA-PKCS-PSS,SHA256-RSA-PKCS-PSS >/dev/null
+    [[ "$(gcp_algorithm nsspss)" == RSA_SIGN_PSS_2048_SHA256 ]] ||
+        fail "nsspss is not an RSA_SIGN_PSS_2048_SHA256 version: $(gcp_algorithm nsspss)"
+    token_pubkey 7e "$TMP/nsspss.pub.der"
+    id="$(openssl rsa -pubin -inform DER -in "$TMP/nsspss.pub.der" -noout -modulus | cut -d= -f2 |
+        python3 -c 'import hashlib, sys; print(hashlib.sha1(bytes.fromhex(sys.stdin.read().strip())).hexdigest())')"
+    run pkcs11-tool --module "$MODULE" --token-label "$TOKEN" --login --pin "$PIN" \
+        --type privkey --id 7e --set-id "$id"
+    p11objects | blocks "ID:$id" | grep -q '^Public Key Object' ||
+        fail "the public key of nsspss does not have the new CKA_ID $id"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TMP/pssca.key" \
+        -subj "/CN=nss pss ca" -days 2 -out "$TMP/pssca.pem" 2>/dev/null
+    openssl pkey -pubin -inform DER -in "$TMP/nsspss.pub.der" -out "$TMP/nsspss.pub.pem"
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$TMP/nsspss.ext"
+    run openssl x509 -new -subj /CN=localhost -force_pubkey "$TMP/nsspss.pub.pem" \
+        -CA "$TMP/pssca.pem" -CAkey "$TMP/pssca.key" -days 2 -extfile "$TMP/nsspss.ext" \
+        -out "$TMP/nsspss.pem"
+    run certutil -A -d "$DB" -h "$TOKEN" -f "$PWFILE" -n nsspss -t "P,," -i "$TMP/nsspss.pem"
+    # NSS paired it with the token key: the certificate object has the key's CKA_ID.
+    p11objects | blocks "ID:$id" | grep -q '^Certificate Object' ||
+        fail "the certificate nsspss on the token does not have the key's CKA_ID $id"
+    cp "$TMP/pssca.pem" "$TMP/nsspss.ca.pem"
+}
 tls() {
-    local port
-    if skip_on gcp "selfserv with the token RSA key: $GCP_ID_WHY; and TLS 1.3 needs RSA-PSS, which a PKCS#1 v1.5 Cloud KMS version cannot do"; then return 0; fi
+    local port nick=nssrsa
+    if on_backend gcp; then
+        echo "    gcp: TLS 1.3 on an RSA-PSS key pair (nssrsa is PKCS#1 v1.5 on Cloud KMS)"
+        pss_key
+        nick=nsspss
+    else
+        cp "$TMP/nssrsa.pem" "$TMP/nssrsa.ca.pem"
+    fi
     port=$(free_port)
-    timeout -k 5 "$TIMEOUT" selfserv -d "$DB" -f "$PWFILE" -p "$port" -n "$TOKEN:nssrsa" \
+    timeout -k 5 "$TIMEOUT" selfserv -d "$DB" -f "$PWFILE" -p "$port" -n "$TOKEN:$nick" \
         -V tls1.2:tls1.3 >"$TMP/selfserv.log" 2>&1 &
     SERVER_PID=$!
     trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
@@ -388,19 +388,18 @@ tls() {
         sed 's/^/    | /' "$TMP/selfserv.log"
         fail "selfserv did not start on port $port"
     }
-    echo "    (selfserv on port $port, certificate $TOKEN:nssrsa)"
+    echo "    (selfserv on port $port, certificate $TOKEN:$nick)"
     runto "$TMP/client.txt" openssl s_client -connect "127.0.0.1:$port" \
-        -CAfile "$TMP/nssrsa.pem" -verify_return_error -verify_hostname localhost -brief
+        -CAfile "$TMP/$nick.ca.pem" -verify_return_error -verify_hostname localhost -brief
     has "$TMP/client.txt" "^Verification: OK" "openssl s_client did not verify the server"
     has "$TMP/client.txt" "^Protocol version: TLSv1\.3" "not TLS 1.3"
-    has "$TMP/client.txt" "^Peer certificate: CN ?= ?localhost" "the server did not present nssrsa"
+    has "$TMP/client.txt" "^Peer certificate: CN ?= ?localhost" "the server did not present $nick"
     has "$TMP/client.txt" "^Signature type: RSA-PSS" "the handshake was not signed with RSA-PSS"
 }
 step "selfserv TLS 1.3 with the token RSA key, openssl s_client" tls
 
 delete() {
     local id
-    if skip_on gcp "certutil -D / -F of nssrsa: $GCP_ID_WHY, so there is no nssrsa"; then return 0; fi
     id="$(cat "$TMP/rsa.id")"
     run certutil -D -d "$DB" -h "$TOKEN" -f "$PWFILE" -n "$TOKEN:nssrsa"
     p11objects >"$TMP/objects.txt"

@@ -219,12 +219,10 @@ s_sshd_start() {
     : >"$TMP/authorized_keys"
     : >"$TMP/sshd.log"
     local port
+    # A port the kernel says is free; tried again only if another process took it
+    # between free_port and sshd's bind.
     for _ in 1 2 3 4 5; do
-        port=$((20000 + RANDOM % 40000))
-        # Something already answers there: pick another.
-        if timeout 2 bash -c ": </dev/tcp/127.0.0.1/$port" 2>/dev/null; then
-            continue
-        fi
+        port=$(free_port)
         cat >"$TMP/sshd_config" <<EOF
 ListenAddress 127.0.0.1:$port
 HostKey $TMP/hostkey
@@ -245,8 +243,10 @@ EOF
         run "$SSHD" -t -f "$TMP/sshd_config"
         "$SSHD" -D -f "$TMP/sshd_config" -E "$TMP/sshd.log" </dev/null >/dev/null 2>&1 &
         echo $! >"$TMP/sshd.bgpid"
+        # Up means sshd says so and 127.0.0.1:port answers.
         for _ in $(seq 50); do
-            if grep -q "Server listening on 127.0.0.1 port $port" "$TMP/sshd.log"; then
+            if grep -q "Server listening on 127.0.0.1 port $port" "$TMP/sshd.log" &&
+                (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
                 echo "$port" >"$TMP/port"
                 break 2
             fi

@@ -136,6 +136,10 @@ uri() { printf 'pkcs11:token=%s;object=%s;type=private;pin-value=%s' "$TOKEN" "$
 EC_URI="$(uri ec1)"
 RSA_URI="$(uri rsa1)"
 DEC_URI="$(uri rsadec)"
+# On gcp a Cloud KMS version has one algorithm: rsa1 is RSA_SIGN_PKCS1_2048_SHA256, and
+# what needs RSA-PSS (PSS signatures, TLS 1.3) uses rsapss, an RSA_SIGN_PSS_2048_SHA256
+# version (pkcs11-tool --allowed-mechanisms naming only PSS, checked over REST).
+PSS_URI="$(uri rsapss)"
 
 printf 'p11kms interop: openssl signs over the lazy dog\n' >data.txt
 openssl dgst -sha256 -binary -out data.sha256 data.txt
@@ -149,8 +153,15 @@ s_setup() {
     p11u --keypairgen --key-type rsa:2048 --id 02 --label rsa1
     # A decryption key: a KMS key has one usage (SIGN_VERIFY or ENCRYPT_DECRYPT).
     p11u --keypairgen --key-type rsa:2048 --id 03 --label rsadec --usage-decrypt
-    local k id
-    for k in ec1:01 rsa1:02 rsadec:03; do
+    local k id keys=(ec1:01 rsa1:02 rsadec:03)
+    if on_backend gcp; then
+        p11u --keypairgen --key-type rsa:2048 --id 04 --label rsapss \
+            --allowed-mechanisms RSA-PKCS-PSS,SHA256-RSA-PKCS-PSS
+        [[ "$(gcp_algorithm rsapss)" == RSA_SIGN_PSS_2048_SHA256 ]] ||
+            fail "rsapss is not an RSA_SIGN_PSS_2048_SHA256 version: $(gcp_algorithm rsapss)"
+        keys+=(rsapss:04)
+    fi
+    for k in "${keys[@]}"; do
         id=${k#*:} k=${k%:*}
         p11kms_read_pubkey --id "$id" "$k.der" timeout "$T" pkcs11-tool --module "$MODULE" --token-label "$TOKEN"
         openssl pkey -pubin -inform DER -in "$k.der" -out "$k.pem"
@@ -196,7 +207,22 @@ s_x509() {
         same_pub "$k-cert-pub.pem" "$k.pem" || fail "the $k certificate does not carry $k's public key"
     done
 }
+s_x509_pss() {
+    if ! on_backend gcp; then
+        echo "    (rsapss is made on gcp only; rsa1 signs PSS here)"
+        return 0
+    fi
+    eng req -new -x509 -engine pkcs11 -keyform engine -key "$PSS_URI" -sha256 \
+        -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest \
+        -subj "/CN=localhost" -days 2 -out rsapss-cert.pem
+    run openssl verify -check_ss_sig -CAfile rsapss-cert.pem rsapss-cert.pem
+    openssl x509 -in rsapss-cert.pem -noout -text | grep -q 'Signature Algorithm: rsassaPss' ||
+        fail "the rsapss certificate is not signed with RSA-PSS"
+    openssl x509 -in rsapss-cert.pem -noout -pubkey >rsapss-cert-pub.pem
+    same_pub rsapss-cert-pub.pem rsapss.pem || fail "the rsapss certificate does not carry rsapss's key"
+}
 step "openssl req -x509 self-signed with EC and RSA keys; openssl verify" s_x509
+step "gcp: openssl req -x509 self-signed RSA-PSS with the RSA-PSS key rsapss; openssl verify" s_x509_pss
 
 # ---- signatures and decryption ----------------------------------------------------
 
@@ -205,10 +231,16 @@ s_dgst() {
     run openssl dgst -sha256 -verify ec1.pem -signature ec-dgst.sig data.txt
     eng dgst -engine pkcs11 -keyform engine -sha256 -sign "$RSA_URI" -out rsa-dgst.sig data.txt
     run openssl dgst -sha256 -verify rsa1.pem -signature rsa-dgst.sig data.txt
-    if skip_on gcp "RSA-PSS with rsa1: a Cloud KMS version has one algorithm and rsa1 is RSA_SIGN_PKCS1_2048_SHA256 (not possible on this key); the module refuses it"; then
-        # libp11 reports the module's CKR_MECHANISM_INVALID as "Mechanism invalid".
+    if on_backend gcp; then
+        # PSS on the PKCS#1 v1.5 version: refused (libp11 shows the module's
+        # CKR_MECHANISM_INVALID as "Mechanism invalid"); the PSS version signs, SHA-256
+        # (its one hash).
         refused 'Mechanism invalid' eng dgst -engine pkcs11 -keyform engine -sha384 -sign "$RSA_URI" \
             -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:48 -out rsa-pss-dgst.sig data.txt
+        eng dgst -engine pkcs11 -keyform engine -sha256 -sign "$PSS_URI" -sigopt rsa_padding_mode:pss \
+            -sigopt rsa_pss_saltlen:32 -out rsa-pss-dgst.sig data.txt
+        run openssl dgst -sha256 -verify rsapss.pem -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32 \
+            -signature rsa-pss-dgst.sig data.txt
         return 0
     fi
     eng dgst -engine pkcs11 -keyform engine -sha384 -sign "$RSA_URI" -sigopt rsa_padding_mode:pss \
@@ -216,7 +248,7 @@ s_dgst() {
     run openssl dgst -sha384 -verify rsa1.pem -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:48 \
         -signature rsa-pss-dgst.sig data.txt
 }
-step "openssl dgst -sha256 -sign (EC, RSA) and -sha384 RSA-PSS; openssl dgst -verify" s_dgst
+step "openssl dgst -sha256 -sign (EC, RSA) and -sha384 RSA-PSS (gcp: -sha256 on rsapss); openssl dgst -verify" s_dgst
 
 s_pkeyutl_sign() {
     eng pkeyutl -engine pkcs11 -keyform engine -inkey "$EC_URI" -sign -in data.sha256 -out ec-pk.sig
@@ -225,15 +257,17 @@ s_pkeyutl_sign() {
         -pkeyopt digest:sha256 -out rsa-pk.sig
     run openssl pkeyutl -verify -pubin -inkey rsa1.pem -in data.sha256 -sigfile rsa-pk.sig \
         -pkeyopt digest:sha256
-    if skip_on gcp "RSA-PSS with rsa1: a Cloud KMS version has one algorithm and rsa1 is RSA_SIGN_PKCS1_2048_SHA256 (not possible on this key); the module refuses it"; then
+    local pss=rsa1 pss_uri=$RSA_URI
+    if on_backend gcp; then
+        # PSS on the PKCS#1 v1.5 version is refused; the PSS version signs.
         refused 'Mechanism invalid' eng pkeyutl -engine pkcs11 -keyform engine -inkey "$RSA_URI" -sign \
             -in data.sha256 -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:32 \
             -out rsa-pk-pss.sig
-        return 0
+        pss=rsapss pss_uri=$PSS_URI
     fi
-    eng pkeyutl -engine pkcs11 -keyform engine -inkey "$RSA_URI" -sign -in data.sha256 \
+    eng pkeyutl -engine pkcs11 -keyform engine -inkey "$pss_uri" -sign -in data.sha256 \
         -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:32 -out rsa-pk-pss.sig
-    run openssl pkeyutl -verify -pubin -inkey rsa1.pem -in data.sha256 -sigfile rsa-pk-pss.sig \
+    run openssl pkeyutl -verify -pubin -inkey "$pss.pem" -in data.sha256 -sigfile rsa-pk-pss.sig \
         -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:32
 }
 step "openssl pkeyutl -sign (ECDSA, RSA PKCS#1, RSA-PSS); openssl pkeyutl -verify" s_pkeyutl_sign
@@ -265,22 +299,23 @@ s_cms() {
         run openssl cms -verify -CAfile "$k-cert.pem" -in "$k.p7m" -inform PEM -binary -out "$k.p7m.out"
         cmp data.txt "$k.p7m.out" || fail "the $k CMS content differs"
     done
-    if skip_on gcp "RSA-PSS with rsa1: a Cloud KMS version has one algorithm and rsa1 is RSA_SIGN_PKCS1_2048_SHA256 (not possible on this key); the module refuses it"; then
+    local salt=() pss=rsa1 pss_uri=$RSA_URI
+    if on_backend gcp; then
+        # PSS on the PKCS#1 v1.5 version is refused; the PSS version signs.
         refused 'Mechanism invalid' eng cms -sign -engine pkcs11 -keyform engine -inkey "$RSA_URI" \
             -signer rsa1-cert.pem -keyopt rsa_padding_mode:pss -keyopt rsa_pss_saltlen:digest \
             -in data.txt -binary -nodetach -outform PEM -out rsa1-pss.p7m
-        return 0
+        pss=rsapss pss_uri=$PSS_URI
     fi
-    local salt=()
     if on_backend aws gcp; then
         # KMS (AWS and Cloud) signs PSS with salt = hash length only; openssl cms defaults to the
         # maximum, which the module refuses (CKR_MECHANISM_PARAM_INVALID).
         echo "    $INTEROP_BACKEND: -keyopt rsa_pss_saltlen:digest (KMS PSS salt is the hash length)"
         salt=(-keyopt rsa_pss_saltlen:digest)
     fi
-    eng cms -sign -engine pkcs11 -keyform engine -inkey "$RSA_URI" -signer rsa1-cert.pem \
+    eng cms -sign -engine pkcs11 -keyform engine -inkey "$pss_uri" -signer "$pss-cert.pem" \
         -keyopt rsa_padding_mode:pss "${salt[@]}" -in data.txt -binary -nodetach -outform PEM -out rsa1-pss.p7m
-    run openssl cms -verify -CAfile rsa1-cert.pem -in rsa1-pss.p7m -inform PEM -binary -out rsa1-pss.out
+    run openssl cms -verify -CAfile "$pss-cert.pem" -in rsa1-pss.p7m -inform PEM -binary -out rsa1-pss.out
     openssl cms -cmsout -print -in rsa1-pss.p7m -inform PEM | grep -q rsassaPss ||
         fail "the RSA-PSS CMS signature is not rsassaPss"
 }
@@ -289,18 +324,21 @@ step "openssl cms -sign (EC, RSA, RSA-PSS) with token key + cert; openssl cms -v
 # ---- TLS ----------------------------------------------------------------------
 
 # start_server NAME KEYURI CERT NACCEPT: s_server in the background on 127.0.0.1 and
-# a free high port; sets PORT and SPID. Output in NAME.out / NAME.err.
+# a port the kernel says is free (free_port; tried again only if another process
+# took it before s_server's bind); sets PORT and SPID. Up means s_server printed
+# ACCEPT and 127.0.0.1:PORT is in LISTEN state (`listening`: no probe connection,
+# which -naccept would count). Output in NAME.out / NAME.err.
 start_server() {
     local name="$1" i
     for _ in 1 2 3 4 5; do
-        PORT=$((20000 + RANDOM % 40000))
+        PORT=$(free_port)
         OPENSSL_CONF="$OSSL_CONF" timeout 300 openssl s_server -engine pkcs11 -keyform engine \
             -key "$2" -cert "$3" -accept "127.0.0.1:$PORT" -www -naccept "$4" \
             </dev/null >"$name.out" 2>"$name.err" &
         SPID=$!
         echo "$SPID" >>"$PIDS"
         for i in $(seq 1 300); do
-            if grep -q '^ACCEPT' "$name.out"; then
+            if grep -q '^ACCEPT' "$name.out" && listening "$PORT"; then
                 echo "    s_server $name listening on 127.0.0.1:$PORT (pid $SPID)"
                 return 0
             fi
@@ -375,26 +413,31 @@ s_tls_ec() {
 step "TLS server with the EC key: s_client TLS 1.2 + 1.3 and curl complete verified handshakes" s_tls_ec
 
 s_tls_rsa() {
-    if skip_on gcp "TLS 1.2 with RSA-PSS, TLS 1.3 and curl with rsa1: they need RSA-PSS, and rsa1 is RSA_SIGN_PKCS1_2048_SHA256 on Cloud KMS (not possible on this key); TLS 1.2 PKCS#1 only"; then
-        start_server tls-rsa "$RSA_URI" rsa1-cert.pem 1
+    local k=rsa1 k_uri=$RSA_URI
+    if on_backend gcp; then
+        # TLS 1.2 with PKCS#1 v1.5 signatures on rsa1; everything that signs with PSS
+        # (TLS 1.2 by default, TLS 1.3, curl) on rsapss.
+        start_server tls-rsa-pkcs1 "$RSA_URI" rsa1-cert.pem 1
         handshake rsa1-cert.pem rsa-12-pkcs1.txt -tls1_2 -sigalgs RSA+SHA256
         grep -q 'Peer signature type: RSA$' rsa-12-pkcs1.txt || fail "TLS 1.2 peer signature is not RSA PKCS#1"
         grep -E 'Protocol|Cipher is|Peer signature' rsa-12-pkcs1.txt | sed 's/^/    /'
-        stop_server tls-rsa
-        return 0
+        stop_server tls-rsa-pkcs1
+        k=rsapss k_uri=$PSS_URI
+        start_server tls-rsa "$k_uri" "$k-cert.pem" 3
+    else
+        start_server tls-rsa "$k_uri" "$k-cert.pem" 4
+        # TLS 1.2 with PKCS#1 v1.5 signatures, as an older client would ask.
+        handshake rsa1-cert.pem rsa-12-pkcs1.txt -tls1_2 -sigalgs RSA+SHA256
+        grep -q 'Peer signature type: RSA$' rsa-12-pkcs1.txt || fail "TLS 1.2 peer signature is not RSA PKCS#1"
     fi
-    start_server tls-rsa "$RSA_URI" rsa1-cert.pem 4
-    handshake rsa1-cert.pem rsa-12.txt -tls1_2
+    handshake "$k-cert.pem" rsa-12.txt -tls1_2
     grep -Eq 'Protocol *: TLSv1.2' rsa-12.txt || fail "not TLS 1.2"
-    # TLS 1.2 with PKCS#1 v1.5 signatures, as an older client would ask.
-    handshake rsa1-cert.pem rsa-12-pkcs1.txt -tls1_2 -sigalgs RSA+SHA256
-    grep -q 'Peer signature type: RSA$' rsa-12-pkcs1.txt || fail "TLS 1.2 peer signature is not RSA PKCS#1"
     # TLS 1.3 with an RSA key needs RSA-PSS from the token.
-    handshake rsa1-cert.pem rsa-13.txt -tls1_3
+    handshake "$k-cert.pem" rsa-13.txt -tls1_3
     grep -q 'TLSv1.3' rsa-13.txt || fail "not TLS 1.3"
     grep -q 'Peer signature type: RSA-PSS' rsa-13.txt || fail "TLS 1.3 peer signature is not RSA-PSS"
     grep -E 'Protocol|Cipher is|Peer signature' rsa-12.txt rsa-12-pkcs1.txt rsa-13.txt | sed 's/^/    /'
-    run curl -sS --max-time 20 --cacert rsa1-cert.pem -o curl-rsa.html "https://127.0.0.1:$PORT/"
+    run curl -sS --max-time 20 --cacert "$k-cert.pem" -o curl-rsa.html "https://127.0.0.1:$PORT/"
     grep -q 's_server' curl-rsa.html || fail "curl did not get s_server's page"
     stop_server tls-rsa
 }
@@ -428,8 +471,9 @@ many() {
 s_many_ec() { many many-ec "$EC_URI" ec1-cert.pem; }
 step "$HANDSHAKES handshakes against one EC s_server; all verified; server exits 0, no crash" s_many_ec
 s_many_rsa() {
-    if skip_on gcp "TLS 1.3 handshakes with rsa1: they need RSA-PSS, and rsa1 is RSA_SIGN_PKCS1_2048_SHA256 on Cloud KMS (not possible on this key); all TLS 1.2 PKCS#1"; then
-        many many-rsa "$RSA_URI" rsa1-cert.pem -tls1_2 -sigalgs RSA+SHA256
+    if on_backend gcp; then
+        # TLS 1.3 and 1.2 alternating need RSA-PSS: the RSA-PSS version.
+        many many-rsa "$PSS_URI" rsapss-cert.pem
         return 0
     fi
     many many-rsa "$RSA_URI" rsa1-cert.pem

@@ -21,7 +21,9 @@ run and of later runs (other processes) share them. CHECK is one of:
               verifies; writes DIR/data and DIR/py-ec.sig.der (DER) for openssl
     rsa       CKM_SHA256_RSA_PKCS; cryptography verifies; writes DIR/py-rsa.sig
     pss       CKM_SHA256_RSA_PKCS_PSS and CKM_RSA_PKCS_PSS (SHA-256, MGF1-SHA-256,
-              salt 32); cryptography verifies
+              salt 32) on py-rsa; on gcp py-rsa refuses them (CKR_MECHANISM_INVALID)
+              and "py-rsa-pss", generated with CKA_ALLOWED_MECHANISMS naming only PSS,
+              signs; cryptography verifies
     oaep      CKM_RSA_PKCS_OAEP decrypt on "py-rsa-dec" of cryptography's ciphertext:
               SHA-256 without label, SHA-1 with a label (on aws: refused with
               CKR_MECHANISM_PARAM_INVALID, KMS has no OAEP label)
@@ -42,6 +44,7 @@ failed, 2 on bad usage.
 import argparse
 import hashlib
 import os
+import struct
 import sys
 import traceback
 
@@ -285,7 +288,24 @@ class Token:
         return "CKM_SHA256_RSA_PKCS, verified by cryptography"
 
     def pss(self):
-        pub = self.rsa_public()
+        label = "py-rsa"
+        if BACKEND == "gcp":
+            # A Cloud KMS version has one algorithm: py-rsa is RSA_SIGN_PKCS1_2048_SHA256
+            # and refuses PSS; a pair whose CKA_ALLOWED_MECHANISMS name only PSS is an
+            # RSA_SIGN_PSS_2048_SHA256 version, and signs.
+            for mech in (LL.CKM_SHA256_RSA_PKCS_PSS, LL.CKM_RSA_PKCS_PSS):
+                data = DATA if mech == LL.CKM_SHA256_RSA_PKCS_PSS else hashlib.sha256(DATA).digest()
+                try:
+                    self.sign("py-rsa", PyKCS11.RSA_PSS_Mechanism(
+                        mech, LL.CKM_SHA256, LL.CKG_MGF1_SHA256, 32), data)
+                except PyKCS11.PyKCS11Error as e:
+                    check(e.value == LL.CKR_MECHANISM_INVALID,
+                          f"PSS on py-rsa: {e} instead of CKR_MECHANISM_INVALID")
+                    continue
+                raise CheckFailed("PSS on py-rsa: signed, but py-rsa is a PKCS#1 v1.5 version")
+            label = "py-rsa-pss"
+            self.genrsa_pss(label)
+        pub = self.rsa_public(label)
         pad = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
         for name, mech, data in (
             ("CKM_SHA256_RSA_PKCS_PSS",
@@ -295,23 +315,35 @@ class Token:
              PyKCS11.RSA_PSS_Mechanism(LL.CKM_RSA_PKCS_PSS, LL.CKM_SHA256, LL.CKG_MGF1_SHA256, 32),
              hashlib.sha256(DATA).digest()),
         ):
-            if BACKEND == "gcp":
-                # A Cloud KMS version has one algorithm: py-rsa is RSA_SIGN_PKCS1_2048_SHA256.
-                print(f"    SKIPPED on gcp: {name}: py-rsa is a PKCS#1 v1.5 Cloud KMS version "
-                      "(not possible on this key)")
-                try:
-                    self.sign("py-rsa", mech, data)
-                except PyKCS11.PyKCS11Error as e:
-                    check(e.value == LL.CKR_MECHANISM_INVALID,
-                          f"{name}: {e} instead of CKR_MECHANISM_INVALID")
-                    continue
-                raise CheckFailed(f"{name}: signed, but py-rsa is a PKCS#1 v1.5 version")
-            sig = self.sign("py-rsa", mech, data)
+            sig = self.sign(label, mech, data)
             try:
                 pub.verify(sig, DATA, pad, hashes.SHA256())
             except InvalidSignature:
                 raise CheckFailed(f"{name}: cryptography rejects the token's signature")
-        return "CKM_SHA256_RSA_PKCS_PSS and CKM_RSA_PKCS_PSS, salt 32, verified by cryptography"
+        extra = " (gcp: py-rsa refuses PSS, the PSS-only pair py-rsa-pss signs)" if BACKEND == "gcp" else ""
+        return f"CKM_SHA256_RSA_PKCS_PSS and CKM_RSA_PKCS_PSS on {label}, salt 32, verified by cryptography{extra}"
+
+    def genrsa_pss(self, label):
+        """An RSA 2048 signing pair whose CKA_ALLOWED_MECHANISMS name only RSA-PSS."""
+        self.absent(label)
+        # A CK_MECHANISM_TYPE array: native unsigned longs, CK_ULONG (PyKCS11 passes
+        # bytes as given; a tuple of ints would be one byte each).
+        allowed = struct.pack("2L", LL.CKM_RSA_PKCS_PSS, LL.CKM_SHA256_RSA_PKCS_PSS)
+        pub = [
+            (LL.CKA_CLASS, LL.CKO_PUBLIC_KEY), (LL.CKA_KEY_TYPE, LL.CKK_RSA),
+            (LL.CKA_TOKEN, True), (LL.CKA_LABEL, label), (LL.CKA_ID, (0x70, 0x04)),
+            (LL.CKA_MODULUS_BITS, 2048), (LL.CKA_PUBLIC_EXPONENT, (0x01, 0x00, 0x01)),
+            (LL.CKA_VERIFY, True), (LL.CKA_ALLOWED_MECHANISMS, allowed),
+        ]
+        priv = [
+            (LL.CKA_CLASS, LL.CKO_PRIVATE_KEY), (LL.CKA_KEY_TYPE, LL.CKK_RSA),
+            (LL.CKA_TOKEN, True), (LL.CKA_PRIVATE, True), (LL.CKA_SENSITIVE, True),
+            (LL.CKA_LABEL, label), (LL.CKA_ID, (0x70, 0x04)), (LL.CKA_SIGN, True),
+            (LL.CKA_ALLOWED_MECHANISMS, allowed),
+        ]
+        self.s.generateKeyPair(pub, priv, mecha=PyKCS11.MechanismRSAGENERATEKEYPAIR)
+        got = self.attrs(self.find(LL.CKO_PRIVATE_KEY, label), [LL.CKA_ALLOWED_MECHANISMS])[0]
+        check(len(b(got)) > 0, f"{label} has no CKA_ALLOWED_MECHANISMS")
 
     # ---- RSA decryption ----------------------------------------------------
 

@@ -367,20 +367,26 @@ s_mech_rsa_pkcs() {
 step "RSA-PKCS, SHA1..SHA512-RSA-PKCS sign; openssl dgst verifies" s_mech_rsa_pkcs
 
 s_mech_rsa_pss() {
-    local h
-    if skip_on gcp "RSA-PKCS-PSS, SHA1..SHA512-RSA-PKCS-PSS: a Cloud KMS version has one algorithm and key 02 is PKCS#1 v1.5 (not possible on this key)"; then
+    local h id=02 pem=rsa2048.pem
+    if on_backend gcp; then
+        # A Cloud KMS version has one algorithm: key 02 (PKCS#1 v1.5) refuses PSS, and an
+        # RSA-PSS key pair (--allowed-mechanisms naming only PSS: an
+        # RSA_SIGN_PSS_2048_SHA256 version, checked over REST) signs it, SHA-256 only.
         openssl dgst -sha256 -binary -out data.sha256 data.txt
         refused CKR_MECHANISM_INVALID p11q --login --pin "$PIN" --sign --id 02 -m RSA-PKCS-PSS \
             --hash-algorithm SHA256 --mgf MGF1-SHA256 -i data.sha256 -o rsa-pss.sig
         refused CKR_MECHANISM_INVALID p11q --login --pin "$PIN" --sign --id 02 -m SHA256-RSA-PKCS-PSS \
             --mgf MGF1-SHA256 -i data.txt -o rsa-pss-SHA256.sig
-        return 0
+        genpair 0a rsapss rsa:2048 rsapss.pem --allowed-mechanisms RSA-PKCS-PSS,SHA256-RSA-PKCS-PSS
+        [[ "$(gcp_algorithm rsapss)" == RSA_SIGN_PSS_2048_SHA256 ]] ||
+            fail "rsapss is not an RSA_SIGN_PSS_2048_SHA256 version: $(gcp_algorithm rsapss)"
+        id=0a pem=rsapss.pem
     fi
     if need RSA-PKCS-PSS; then
         openssl dgst -sha256 -binary -out data.sha256 data.txt
-        p11u --sign --id 02 -m RSA-PKCS-PSS --hash-algorithm SHA256 --mgf MGF1-SHA256 \
+        p11u --sign --id "$id" -m RSA-PKCS-PSS --hash-algorithm SHA256 --mgf MGF1-SHA256 \
             -i data.sha256 -o rsa-pss.sig
-        run openssl pkeyutl -verify -pubin -inkey rsa2048.pem -in data.sha256 -sigfile rsa-pss.sig \
+        run openssl pkeyutl -verify -pubin -inkey "$pem" -in data.sha256 -sigfile rsa-pss.sig \
             -pkeyopt digest:sha256 -pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:32
     fi
     for h in SHA1 SHA224 SHA256 SHA384 SHA512; do
@@ -388,10 +394,14 @@ s_mech_rsa_pss() {
             refused CKR_MECHANISM_INVALID p11q --login --pin "$PIN" --sign --id 02 -m "$h-RSA-PKCS-PSS" --mgf "MGF1-$h" -i data.txt -o "rsa-pss-$h.sig"
             continue
         fi
+        if [[ $h != SHA256 ]] && skip_on gcp "$h-RSA-PKCS-PSS: a Cloud KMS RSA_SIGN_PSS_2048_SHA256 version signs SHA-256 only (not possible)"; then
+            refused CKR_MECHANISM_INVALID p11q --login --pin "$PIN" --sign --id 0a -m "$h-RSA-PKCS-PSS" --mgf "MGF1-$h" -i data.txt -o "rsa-pss-$h.sig"
+            continue
+        fi
         if need "$h-RSA-PKCS-PSS"; then
             # pkcs11-tool's default salt is the digest length, as is openssl's -1.
-            p11u --sign --id 02 -m "$h-RSA-PKCS-PSS" --mgf "MGF1-$h" -i data.txt -o "rsa-pss-$h.sig"
-            run openssl dgst "-${h,,}" -verify rsa2048.pem -sigopt rsa_padding_mode:pss \
+            p11u --sign --id "$id" -m "$h-RSA-PKCS-PSS" --mgf "MGF1-$h" -i data.txt -o "rsa-pss-$h.sig"
+            run openssl dgst "-${h,,}" -verify "$pem" -sigopt rsa_padding_mode:pss \
                 -sigopt rsa_pss_saltlen:-1 -signature "rsa-pss-$h.sig" data.txt
         fi
     done

@@ -18,11 +18,17 @@
 //!   data naming token, object and attribute digest; Decrypt on first use; rewrap is
 //!   Decrypt + Encrypt under the kek's primary version (Cloud KMS has no ReEncrypt).
 //!
-//! CKA_ID (at most 31 bytes, the same on every host): a key created by
-//! C_GenerateKeyPair keeps its template's CKA_ID in the CryptoKey label `p11kms-id`
-//! (lowercase hex), and that id is version 1's. Every other version — later versions,
-//! keys made outside the module — gets the first 16 bytes of
-//! SHA-256("p11kms-gcp-id\0" + version resource name). CKA_LABEL is the CryptoKey id.
+//! CKA_ID (at most 31 bytes, the same on every host) is kept per key version in a
+//! label of its CryptoKey, as lowercase hex: `p11kms-id` for version 1 (where
+//! C_GenerateKeyPair puts its template's CKA_ID, as it always has), `p11kms-id-v<N>` for
+//! version N > 1 (an empty value is an empty CKA_ID). C_SetAttributeValue of CKA_ID
+//! (NSS names its keys so) writes that label: GetCryptoKey, then UpdateCryptoKey (PATCH,
+//! updateMask=labels) with every other label kept. A version with no such label — later
+//! versions, keys made outside the module — gets the first 16 bytes of
+//! SHA-256("p11kms-gcp-id\0" + version resource name). CKA_LABEL is the CryptoKey id,
+//! which Cloud KMS cannot rename: a different CKA_LABEL is CKR_ATTRIBUTE_READ_ONLY.
+//! (Two hosts renaming two versions of one CryptoKey at the same moment can lose one
+//! of the two labels: a CryptoKey has no etag to make UpdateCryptoKey conditional.)
 //!
 //! Integrity: every request field with a `*_crc32c` companion gets it, and every
 //! response's `verified_*` flag and `*_crc32c` value is checked (as is the resource
@@ -64,6 +70,7 @@ use google_cloud_kms_v1::model::crypto_key_version::{
 use google_cloud_kms_v1::model::{
     CryptoKey, CryptoKeyVersion, CryptoKeyVersionTemplate, Digest, ProtectionLevel,
 };
+use google_cloud_wkt::FieldMask;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -79,6 +86,8 @@ pub const LABEL_TOKEN: &str = "p11kms-token";
 pub const LABEL_ID: &str = "p11kms-id";
 /// The longest CKA_ID a label holds (63 hex digits of label value, rounded down).
 pub const MAX_ID_LEN: usize = 31;
+/// The most labels Cloud KMS keeps on one CryptoKey.
+const MAX_LABELS: usize = 64;
 
 /// Algorithms shown as objects (the module's mechanisms can drive them).
 const SUPPORTED: &[&str] = &[
@@ -278,18 +287,35 @@ pub fn default_id(version_name: &str) -> [u8; 16] {
     out
 }
 
-/// CKA_ID of a version (module doc: the `p11kms-id` label belongs to version 1).
+/// The CryptoKey label holding a version's CKA_ID (module doc): `p11kms-id` for
+/// version 1, `p11kms-id-v<N>` for version N.
+pub fn id_label(version_name: &str) -> String {
+    match leaf(version_name) {
+        "1" => LABEL_ID.to_string(),
+        n => format!("{LABEL_ID}-v{n}"),
+    }
+}
+
+/// CKA_ID of a version: its label's hex (module doc), else [`default_id`]. A label
+/// that is not lowercase hex of at most [`MAX_ID_LEN`] bytes is not the module's.
 fn version_id(labels: &HashMap<String, String>, version_name: &str) -> Vec<u8> {
     let labelled = labels
-        .get(LABEL_ID)
-        .filter(|_| leaf(version_name) == "1")
-        .filter(|v| !v.is_empty() && v.len() % 2 == 0 && v.len() <= 2 * MAX_ID_LEN && is_hex(v))
+        .get(&id_label(version_name))
+        .filter(|v| v.len() % 2 == 0 && v.len() <= 2 * MAX_ID_LEN && is_hex(v))
         .and_then(|v| crate::store::unhex(v));
     labelled.unwrap_or_else(|| default_id(version_name).to_vec())
 }
 
+/// The CryptoKey of a version resource name.
+fn key_of_version(version_name: &str) -> &str {
+    version_name
+        .rsplit_once("/cryptoKeyVersions/")
+        .map_or(version_name, |(k, _)| k)
+}
+
+/// Lowercase hex digits (what a label value can hold, and what the module writes).
 fn is_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_hexdigit())
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A CryptoKey id from a CKA_LABEL: [a-zA-Z0-9_-], at most 63; anything else is '_'.
@@ -817,6 +843,82 @@ impl GcpBackend {
         Ok(())
     }
 
+    /// C_SetAttributeValue of CKA_ID / CKA_LABEL on a listed version's objects (module
+    /// doc): the id goes into the version's label of its CryptoKey (GetCryptoKey, then
+    /// UpdateCryptoKey of `labels` with the others kept, checked in the answer); the
+    /// label is the CryptoKey id and cannot change. No call when nothing changes; a bad
+    /// value is refused before any call. Returns the listing with the key updated.
+    fn rename_version(
+        &self,
+        k: &KeyInfo,
+        id: Option<&[u8]>,
+        label: Option<&str>,
+    ) -> Result<Listing> {
+        if label.is_some_and(|l| l != k.label) {
+            return Err(Error::msg(
+                CKR_ATTRIBUTE_READ_ONLY,
+                format!(
+                    "CKA_LABEL of {} is its CryptoKey id, which Cloud KMS cannot rename",
+                    k.name
+                ),
+            ));
+        }
+        let Some(id) = id.filter(|i| hex(i) != k.id) else {
+            return Ok(self.cache.get()?.unwrap_or_default());
+        };
+        if id.len() > MAX_ID_LEN {
+            return Err(Error::msg(
+                CKR_ATTRIBUTE_VALUE_INVALID,
+                format!(
+                    "a Cloud KMS key's CKA_ID is at most {MAX_ID_LEN} bytes (a label value \
+                     holds 63 hex digits), {} given",
+                    id.len()
+                ),
+            ));
+        }
+        let (name, field, value) = (key_of_version(&k.key_id), id_label(&k.key_id), hex(id));
+        let c = self.client()?;
+        const GET: &str = "GetCryptoKey";
+        let key = self.run(GET, async {
+            c.get_crypto_key()
+                .set_name(name)
+                .send()
+                .await
+                .map_err(|e| gcp_error(GET, e))
+        })?;
+        if key.name != name {
+            return Err(integrity(GET, &format!("answered for {:?}", key.name)));
+        }
+        let mut labels = key.labels;
+        labels.insert(field.clone(), value.clone());
+        if labels.len() > MAX_LABELS {
+            return Err(Error::device(format!(
+                "CryptoKey {name} has {MAX_LABELS} labels already: no room for {field}"
+            )));
+        }
+        const OP: &str = "UpdateCryptoKey";
+        let updated = self.run(OP, async {
+            c.update_crypto_key()
+                .set_crypto_key(CryptoKey::new().set_name(name).set_labels(labels.clone()))
+                .set_update_mask(FieldMask::default().set_paths(["labels"]))
+                .send()
+                .await
+                .map_err(|e| gcp_error(OP, e))
+        })?;
+        if updated.name != name || updated.labels.get(&field) != Some(&value) {
+            return Err(integrity(
+                OP,
+                &format!(
+                    "the answer for {:?} does not hold {field}={value}",
+                    updated.name
+                ),
+            ));
+        }
+        let mut next = k.clone();
+        next.id = value;
+        self.cache.update(Some(next), None)
+    }
+
     /// The remote half of a listed version.
     pub fn remote_key(self: &Arc<Self>, key: &KeyInfo) -> Arc<dyn RemoteKey> {
         Arc::new(GcpKey {
@@ -950,6 +1052,15 @@ impl KmsBackend for GcpBackend {
         self.cache.update(None, Some(&k.key_id))
     }
 
+    /// CKA_ID can change (a CryptoKey label); CKA_LABEL only to what it is.
+    fn can_rename(&self) -> bool {
+        true
+    }
+
+    fn rename_key(&self, k: &KeyInfo, id: Option<&[u8]>, label: Option<&str>) -> Result<Listing> {
+        self.rename_version(k, id, label)
+    }
+
     fn vendor_attrs(&self, k: &KeyInfo) -> Vec<Attr> {
         vec![
             (CKA_P11KMS_KEY_VERSION, k.name.as_bytes().to_vec()),
@@ -1051,6 +1162,23 @@ mod tests {
         assert_ne!(default_id(v1), default_id(v2));
         let odd = HashMap::from([(LABEL_ID.to_string(), "abc".to_string())]);
         assert_eq!(version_id(&odd, v1), default_id(v1).to_vec());
+        // Version N > 1 has a label of its own; an empty value is an empty CKA_ID.
+        assert_eq!(id_label(v1), "p11kms-id");
+        assert_eq!(id_label(v2), "p11kms-id-v2");
+        let both = HashMap::from([
+            (LABEL_ID.to_string(), "01ab".to_string()),
+            ("p11kms-id-v2".to_string(), "ff".to_string()),
+        ]);
+        assert_eq!(version_id(&both, v1), vec![0x01, 0xab]);
+        assert_eq!(version_id(&both, v2), vec![0xff]);
+        let empty = HashMap::from([("p11kms-id-v2".to_string(), String::new())]);
+        assert_eq!(version_id(&empty, v2), Vec::<u8>::new());
+        let long = HashMap::from([(LABEL_ID.to_string(), "ab".repeat(MAX_ID_LEN + 1))]);
+        assert_eq!(version_id(&long, v1), default_id(v1).to_vec());
+        assert_eq!(
+            key_of_version(v2),
+            "projects/p/locations/l/keyRings/r/cryptoKeys/k"
+        );
         assert_eq!(crypto_key_id("my key.1"), "my_key_1");
         assert_eq!(crypto_key_id(&"x".repeat(80)).len(), 63);
     }

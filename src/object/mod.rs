@@ -132,6 +132,61 @@ fn strip_zeros(v: &[u8]) -> Vec<u8> {
     v[i..].to_vec()
 }
 
+/// One creation-template entry against the rules of its class: a known attribute of
+/// the class, a well-formed value, not one the token sets, duplicates agreeing. The rule.
+fn check_entry(
+    template: &[Attr],
+    ty: CK_ATTRIBUTE_TYPE,
+    v: &[u8],
+    class: CK_OBJECT_CLASS,
+    cbit: attrs::ClassSet,
+    key_type: Option<CK_KEY_TYPE>,
+) -> Result<&'static attrs::Rule> {
+    let rule = attrs::rule(ty, cbit, key_type).ok_or_else(|| {
+        Error::msg(
+            CKR_ATTRIBUTE_TYPE_INVALID,
+            format!("attribute 0x{ty:x} not valid for class 0x{class:x}"),
+        )
+    })?;
+    if !attrs::check_kind(rule.kind, v) {
+        return Err(Error::msg(
+            CKR_ATTRIBUTE_VALUE_INVALID,
+            format!("attribute 0x{ty:x}: malformed value"),
+        ));
+    }
+    if rule.change == Change::TokenOnly {
+        return Err(Error::msg(
+            CKR_ATTRIBUTE_READ_ONLY,
+            format!("attribute 0x{ty:x} is set by the token"),
+        ));
+    }
+    find(template, ty)?; // duplicates must agree
+    Ok(rule)
+}
+
+/// The checks [`Object::create`] makes of a key-generation template, for a key the
+/// token does not build itself (a KMS key pair, whose objects come from the KMS
+/// listing): class and key type consistent, every entry valid for the class, no
+/// secret attribute (the key material is generated). Before any KMS call.
+pub fn check_generation_template(
+    template: &[Attr],
+    class: CK_OBJECT_CLASS,
+    key_type: CK_KEY_TYPE,
+) -> Result<()> {
+    if find_ulong(template, CKA_CLASS)?.is_some_and(|c| c != class)
+        || find_ulong(template, CKA_KEY_TYPE)?.is_some_and(|k| k != key_type)
+    {
+        return Err(CKR_TEMPLATE_INCONSISTENT.into());
+    }
+    let cbit = class_bit(class).ok_or(CKR_ATTRIBUTE_VALUE_INVALID)?;
+    for (ty, v) in template {
+        if check_entry(template, *ty, v, class, cbit, Some(key_type))?.sensitive {
+            return Err(CKR_TEMPLATE_INCONSISTENT.into());
+        }
+    }
+    Ok(())
+}
+
 /// Format byte of a sealed secret: attribute digest, then the material.
 const SEALED_V1: u8 = 0x81;
 
@@ -199,25 +254,7 @@ impl Object {
         // Check every entry; sensitive entries are collected for the material.
         let mut secret_in: BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>> = BTreeMap::new();
         for (ty, v) in template {
-            let rule = attrs::rule(*ty, cbit, key_type).ok_or_else(|| {
-                Error::msg(
-                    CKR_ATTRIBUTE_TYPE_INVALID,
-                    format!("attribute 0x{ty:x} not valid for class 0x{class:x}"),
-                )
-            })?;
-            if !attrs::check_kind(rule.kind, v) {
-                return Err(Error::msg(
-                    CKR_ATTRIBUTE_VALUE_INVALID,
-                    format!("attribute 0x{ty:x}: malformed value"),
-                ));
-            }
-            if rule.change == Change::TokenOnly {
-                return Err(Error::msg(
-                    CKR_ATTRIBUTE_READ_ONLY,
-                    format!("attribute 0x{ty:x} is set by the token"),
-                ));
-            }
-            find(template, *ty)?; // duplicates must agree
+            let rule = check_entry(template, *ty, v, class, cbit, key_type)?;
             if rule.sensitive {
                 if material.is_some() {
                     return Err(CKR_TEMPLATE_INCONSISTENT.into());
@@ -755,7 +792,10 @@ impl Object {
                     .chunks_exact(std::mem::size_of::<CK_ULONG>())
                     .any(|c| as_ulong(c) == Some(mech));
                 if !allowed {
-                    return Err(CKR_MECHANISM_INVALID.into());
+                    return Err(Error::msg(
+                        CKR_MECHANISM_INVALID,
+                        format!("mechanism 0x{mech:x} is not in the key's CKA_ALLOWED_MECHANISMS"),
+                    ));
                 }
             }
         }

@@ -887,6 +887,17 @@ impl Token {
             if !self.user_can_see_private() {
                 return Err(CKR_USER_NOT_LOGGED_IN.into());
             }
+            // The templates are checked as a local key pair's are (Object::create):
+            // a malformed or foreign attribute is refused before any KMS call, not
+            // silently dropped (e.g. a CKA_ALLOWED_MECHANISMS that is no CK_ULONG array
+            // would have made a PKCS#1 key where PSS-only was asked).
+            let kt = match mech.mech {
+                CKM_RSA_PKCS_KEY_PAIR_GEN => CKK_RSA,
+                CKM_EC_KEY_PAIR_GEN => CKK_EC,
+                _ => return Err(CKR_MECHANISM_INVALID.into()),
+            };
+            crate::object::check_generation_template(pub_t, CKO_PUBLIC_KEY, kt)?;
+            crate::object::check_generation_template(priv_t, CKO_PRIVATE_KEY, kt)?;
             let either = |ty| -> Result<Option<Vec<u8>>> {
                 match (find(pub_t, ty)?, find(priv_t, ty)?) {
                     (Some(a), Some(b)) if a != b => Err(CKR_TEMPLATE_INCONSISTENT.into()),
@@ -1094,6 +1105,15 @@ impl Token {
         if !self.user_can_see_private() {
             return Err(CKR_USER_NOT_LOGGED_IN.into());
         }
+        // Which names a tool sets (NSS: CKA_ID right after C_GenerateKeyPair); types and
+        // lengths only.
+        log_at!(Debug, "C_SetAttributeValue on KMS key {key_id}: {}", {
+            let v: Vec<String> = t
+                .iter()
+                .map(|(ty, v)| format!("0x{ty:x} ({} bytes)", v.len()))
+                .collect();
+            v.join(", ")
+        });
         let (mut id, mut label) = (None, None);
         for (ty, v) in t {
             match *ty {

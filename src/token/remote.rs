@@ -117,7 +117,7 @@ pub(super) fn key_objects(b: &Kms, k: &KeyInfo) -> Result<(Object, Object)> {
         (CKA_ID, id),
         (CKA_ALLOWED_MECHANISMS, mechs),
         // AWS: CKA_ID and CKA_LABEL can change (the key's tag and alias), nothing else;
-        // Cloud KMS: nothing (a CryptoKey's id is its name).
+        // Cloud KMS: CKA_ID (a CryptoKey label), not CKA_LABEL (the CryptoKey's id).
         (CKA_MODIFIABLE, bool_(b.can_rename())),
         (CKA_COPYABLE, bool_(false)),
     ];

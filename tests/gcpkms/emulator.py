@@ -15,6 +15,7 @@ base64 are 400 INVALID_ARGUMENT naming the field.
 Cloud KMS calls (paths under /v1/projects/P/locations/L):
   POST keyRings?keyRingId=  GET keyRings  GET keyRings/R                CreateKeyRing ...
   POST .../cryptoKeys?cryptoKeyId=&skipInitialVersionCreation=  GET (list)  GET one
+  PATCH .../cryptoKeys/K?updateMask=labels                        UpdateCryptoKey
   POST .../cryptoKeys/K:updatePrimaryVersion  :encrypt  :decrypt
   POST .../cryptoKeyVersions  GET (list, filter e.g. state=ENABLED)  GET one
   GET  .../cryptoKeyVersions/V/publicKey?publicKeyFormat=   (PEM; DER in publicKey)
@@ -30,7 +31,12 @@ GOOGLE_SYMMETRIC_ENCRYPTION (AES-256-GCM; the ciphertext names its version).
 Asymmetric versions are PENDING_GENERATION for --generation-delay-ms, then ENABLED;
 symmetric ones are ENABLED at once. Destroy -> DESTROY_SCHEDULED (destroyTime = now +
 destroyScheduledDuration, default 30 days); restore -> DISABLED; PATCH with
-updateMask=state moves between ENABLED and DISABLED. Using a version that
+updateMask=state moves between ENABLED and DISABLED. Labels (at CreateCryptoKey and
+UpdateCryptoKey) follow Cloud KMS's rules: at most 64; keys 1-63 characters starting
+with a lowercase letter, values 0-63 characters, both of lowercase letters, digits, '_'
+and '-' (else 400 INVALID_ARGUMENT). UpdateCryptoKey's updateMask must be `labels` (the
+emulator keeps nothing else a CryptoKey may update); any other path, or none, is 400,
+and the labels of the body replace the key's (none given: all removed). Using a version that
 is not ENABLED is 400 FAILED_PRECONDITION; unknown resources 404 NOT_FOUND; duplicates
 409 ALREADY_EXISTS; CRC32C mismatches in requests 400 INVALID_ARGUMENT. Errors have
 Google's body {"error": {"code", "message", "status", "details": []}}.
@@ -284,6 +290,7 @@ ROUTES = [  # (HTTP method, path regex, RPC name, body schema or None)
     ("GET", RING + r"/cryptoKeys", "ListCryptoKeys", None),
     ("POST", RING + r"/cryptoKeys", "CreateCryptoKey", "CryptoKey"),
     ("GET", KEY, "GetCryptoKey", None),
+    ("PATCH", KEY, "UpdateCryptoKey", "CryptoKey"),
     ("POST", KEY + r":updatePrimaryVersion", "UpdateCryptoKeyPrimaryVersion",
      "UpdateCryptoKeyPrimaryVersion"),
     ("POST", KEY + r"(?:/cryptoKeyVersions/[^/:]+)?:encrypt", "Encrypt", "Encrypt"),
@@ -310,6 +317,7 @@ QUERY_OF = {
                         "trustedWrappingEnabled"},
     "GetPublicKey": {"publicKeyFormat"},
     "UpdateCryptoKeyVersion": {"updateMask"},
+    "UpdateCryptoKey": {"updateMask"},
 }
 SYSTEM_QUERY = {"$alt", "alt", "prettyPrint"}
 MAX_BODY = 1 << 20  # Cloud KMS takes at most 64 KiB of plaintext
@@ -423,6 +431,7 @@ class Kms:
         if purpose not in ("ENCRYPT_DECRYPT", "ASYMMETRIC_SIGN", "ASYMMETRIC_DECRYPT"):
             raise bad(f"Unsupported purpose: {purpose}")
         check_template(purpose, tmpl)
+        check_labels(body.get("labels", {}))
         name = f"{parent}/cryptoKeys/{kid}"
         with self.lock:
             self.ring(parent)
@@ -486,6 +495,22 @@ class Kms:
             self.save()
             return self.version_view(v)
 
+    def update_key(self, name, q, body):
+        """UpdateCryptoKey of `labels`: the body's labels replace the key's."""
+        paths = [p.strip() for p in q.get("updateMask", "").split(",") if p.strip()]
+        if not paths:
+            raise bad("update_mask is required.")
+        for p in paths:
+            if p != "labels":
+                raise bad(f"Invalid update_mask path {p!r}: the emulator updates only "
+                          "'labels'.")
+        labels = check_labels(body.get("labels", {}))
+        with self.lock:
+            k = self.key(name)
+            k["labels"] = dict(labels)
+            self.save()
+            return self.key_view(k)
+
     def update_version(self, name, q, body):
         """UpdateCryptoKeyVersion of `state` only: ENABLED <-> DISABLED."""
         if q.get("updateMask") != "state":
@@ -538,6 +563,29 @@ class Kms:
         if not out[kind]:
             del out[kind]
         return out
+
+
+MAX_LABELS = 64
+
+
+def label_text_ok(s):
+    """Cloud KMS label text: lowercase letters (international ones too), digits, _, -."""
+    return len(s) <= 63 and all(c in "_-" or c.isdigit() or (c.isalpha() and c == c.lower())
+                                for c in s)
+
+
+def check_labels(labels):
+    """A CryptoKey's labels as Cloud KMS checks them (its "Labeling keys" page)."""
+    if len(labels) > MAX_LABELS:
+        raise bad(f"A resource may have at most {MAX_LABELS} labels, {len(labels)} given.")
+    for k, v in labels.items():
+        if not (k and label_text_ok(k) and k[0].isalpha()):
+            raise bad(f"Invalid label key {k[:70]!r}: 1 to 63 lowercase letters, digits, "
+                      "'_' or '-', starting with a lowercase letter.")
+        if not label_text_ok(v):
+            raise bad(f"Invalid value {v[:70]!r} of label {k!r}: at most 63 lowercase "
+                      "letters, digits, '_' or '-'.")
+    return labels
 
 
 def check_template(purpose, tmpl):
@@ -767,6 +815,8 @@ def dispatch(kms, rpc, name, q, body):
         return kms.destroy(name)
     if rpc == "UpdateCryptoKeyVersion":
         return kms.update_version(name, q, body)
+    if rpc == "UpdateCryptoKey":
+        return kms.update_key(name, q, body)
     if rpc == "RestoreCryptoKeyVersion":
         return kms.restore(name)
     if rpc == "GetPublicKey":

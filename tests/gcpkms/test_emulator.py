@@ -423,6 +423,45 @@ class EmulatorTest(unittest.TestCase):
         self.assertEqual(self.ok("PATCH", version, {"state": "DISABLED"},
                                  "updateMask=state")["state"], 2)
 
+    def test_update_crypto_key_labels(self):
+        key = self.key("labelled", 5, 12)
+        self.enabled(key + "/cryptoKeyVersions/1")
+        # As google-cloud-kms-v1 sends it: the key (with its name) in the body, the field
+        # mask in the query; the labels replace the key's.
+        labels = {"p11kms-id": "0a1b", "p11kms-id-v2": "", "team_x": "a-1"}
+        out = self.ok("PATCH", key, {"name": key, "labels": labels}, "updateMask=labels")
+        self.assertEqual(out["labels"], labels)
+        self.assertEqual(self.ok("GET", key)["labels"], labels)
+        listed = self.ok("GET", f"{self.ring}/cryptoKeys")["cryptoKeys"]
+        self.assertEqual([k["labels"] for k in listed if k["name"] == key], [labels])
+        # Only the masked field changes: the purpose in the body is not applied.
+        out = self.ok("PATCH", key, {"labels": {"a": "b"}, "purpose": 6}, "updateMask=labels")
+        self.assertEqual((out["labels"], out["purpose"]), ({"a": "b"}, 5))
+        # No labels in the body: all removed.
+        self.assertNotIn("labels", self.ok("PATCH", key, {"name": key}, "updateMask=labels"))
+        # Cloud KMS's label rules, mask rules and names, each refused and nothing kept.
+        for bad_labels in ({"Upper": "x"}, {"k": "UPPER"}, {"1k": "x"}, {"": "x"},
+                           {"k" * 64: "x"}, {"k": "v" * 64}, {"k": "a.b"},
+                           {f"k{i}": "" for i in range(65)}):
+            self.err(400, "INVALID_ARGUMENT", "PATCH", key, {"labels": bad_labels},
+                     "updateMask=labels")
+        self.ok("PATCH", key, {"labels": {"k" * 63: "v" * 63}}, "updateMask=labels")
+        self.ok("PATCH", key, {"labels": {f"k{i}": "" for i in range(64)}},
+                "updateMask=labels")
+        for mask in ("", "purpose", "labels,rotationPeriod", "label"):
+            self.err(400, "INVALID_ARGUMENT", "PATCH", key, {"labels": {"a": "b"}},
+                     f"updateMask={mask}")
+        self.err(400, "INVALID_ARGUMENT", "PATCH", key, {"name": key + "x", "labels": {}},
+                 "updateMask=labels")
+        self.err(400, "INVALID_ARGUMENT", "PATCH", key, {"labels": {}, "bogus": 1},
+                 "updateMask=labels")
+        self.err(404, "NOT_FOUND", "PATCH", key + "-none", {"labels": {}}, "updateMask=labels")
+        self.assertEqual(len(self.ok("GET", key)["labels"]), 64)
+        q = "cryptoKeyId=badlabel&skipInitialVersionCreation=false&trustedWrappingEnabled=false"
+        self.err(400, "INVALID_ARGUMENT", "POST", f"{self.ring}/cryptoKeys",
+                 {"purpose": 5, "versionTemplate": {"protectionLevel": 1, "algorithm": 12},
+                  "labels": {"p11kms-id": "0A"}}, q)
+
     def test_paging_and_filter(self):
         ring = f"{LOC}/keyRings/paging"
         self.ok("POST", f"{LOC}/keyRings", {}, "keyRingId=paging")
