@@ -531,7 +531,8 @@ impl GcpBackend {
                 .await
                 .map_err(|e| gcp_error(OP, e))
         })?;
-        let plain = Zeroizing::new(r.plaintext.to_vec());
+        let mut r = r;
+        let plain = take_secret(&mut r.plaintext);
         check_crc(OP, "plaintext_crc32c", &plain, r.plaintext_crc32c)?;
         Ok(plain)
     }
@@ -990,6 +991,18 @@ impl GcpBackend {
         check_crc(OP, "plaintext_crc32c", &plain, r.plaintext_crc32c)?;
         Ok(plain.to_vec())
     }
+}
+
+/// A data key out of a Decrypt answer, into a zeroizing buffer; the answer's own
+/// buffer is wiped too when nothing else shares it (the client decodes each field into
+/// a buffer of its own). Copies in the HTTP layer (the base64 body) stay out of reach.
+fn take_secret(b: &mut bytes::Bytes) -> Zeroizing<Vec<u8>> {
+    let src = std::mem::take(b);
+    let out = Zeroizing::new(src.to_vec());
+    if let Ok(mut m) = src.try_into_mut() {
+        zeroize::Zeroize::zeroize(&mut m[..]);
+    }
+    out
 }
 
 impl KmsBackend for GcpBackend {
