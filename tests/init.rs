@@ -428,11 +428,8 @@ fn fork_child_reinitializes() {
         assert_eq!(init_null(), CKR_OK);
         let slot = raw_init_token("fork");
         let h = open_session(slot);
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork");
-        if pid == 0 {
-            // Child: report through the exit code only (no unwinding, no test harness).
-            let code = (|| {
+        in_fork_child(
+            || {
                 let mut si = CK_SESSION_INFO::default();
                 let rv = call!(C_GetSessionInfo, h, &mut si);
                 if rv != CKR_CRYPTOKI_NOT_INITIALIZED
@@ -456,16 +453,8 @@ fn fork_child_reinitializes() {
                     return 14;
                 }
                 0
-            })();
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(libc::WIFEXITED(status), "child crashed: status {status}");
-        assert_eq!(
-            libc::WEXITSTATUS(status),
-            0,
-            "child step failed (10: pre-init, 11: init, 12: stale handle, 13: open, 14: finalize)"
+            },
+            "10: pre-init, 11: init, 12: stale handle, 13: open, 14: finalize",
         );
         let mut si = CK_SESSION_INFO::default();
         assert_eq!(
@@ -478,6 +467,21 @@ fn fork_child_reinitializes() {
         assert_eq!(call!(C_GenerateRandom, h, r.as_mut_ptr(), 8), CKR_OK);
         assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
     });
+}
+
+/// Run `child` in a fork()ed child, which reports only through its exit code (no
+/// unwinding into the test harness: a panic is 29); the parent asserts it exited 0.
+fn in_fork_child(child: impl FnOnce() -> i32, steps: &str) {
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(29);
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status), "child crashed: status {status}");
+    assert_eq!(libc::WEXITSTATUS(status), 0, "child step failed ({steps})");
 }
 
 fn slot_by_label_raw(label: &str) -> CK_SLOT_ID {
@@ -557,11 +561,8 @@ fn fork_token_objects_both_ways() {
         let slot = raw_init_token("forkobj");
         let h = open_session(slot);
         create_data(h, b"from-parent", false);
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork");
-        if pid == 0 {
-            // Child: no unwinding into the test harness; the exit code reports.
-            let code = std::panic::catch_unwind(|| {
+        in_fork_child(
+            || {
                 if init_null() != CKR_OK {
                     return 20;
                 }
@@ -574,17 +575,8 @@ fn fork_token_objects_both_ways() {
                     return 22;
                 }
                 0
-            })
-            .unwrap_or(29);
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(libc::WIFEXITED(status), "child crashed: status {status}");
-        assert_eq!(
-            libc::WEXITSTATUS(status),
-            0,
-            "child step failed (20: init, 21: parent's object missing, 22: finalize, 29: panic)"
+            },
+            "20: init, 21: the parent's object missing, 22: finalize, 29: panic",
         );
         let mut labels = find_labels(h);
         labels.sort();
@@ -626,40 +618,6 @@ fn session_aes_key(h: CK_SESSION_HANDLE) -> CK_OBJECT_HANDLE {
     o
 }
 
-/// C_EncryptInit with AES-GCM (96-bit IV of ones, no AAD, 128-bit tag).
-fn gcm_init(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
-    let mut iv = [1u8; 12];
-    let mut p = CK_GCM_PARAMS {
-        pIv: iv.as_mut_ptr(),
-        ulIvLen: 12,
-        ulIvBits: 96,
-        pAAD: std::ptr::null_mut(),
-        ulAADLen: 0,
-        ulTagBits: 128,
-    };
-    let mut m = CK_MECHANISM {
-        mechanism: CKM_AES_GCM,
-        pParameter: (&mut p as *mut CK_GCM_PARAMS).cast(),
-        ulParameterLen: std::mem::size_of::<CK_GCM_PARAMS>() as CK_ULONG,
-    };
-    call!(C_EncryptInit, h, &mut m, key)
-}
-
-/// C_Encrypt of 64 bytes.
-fn encrypt64(h: CK_SESSION_HANDLE) -> CK_RV {
-    let mut data = [9u8; 64];
-    let mut out = [0u8; 80];
-    let mut n: CK_ULONG = 80;
-    call!(
-        C_Encrypt,
-        h,
-        data.as_mut_ptr(),
-        64,
-        out.as_mut_ptr(),
-        &mut n
-    )
-}
-
 /// The thread that used a session last keeps a reference to it for its next call (the
 /// fast path of api::cached_session). After C_Finalize and C_Initialize handle numbers
 /// start again: the new session with the old number must be the new one, with no
@@ -673,19 +631,19 @@ fn finalize_ends_this_threads_cached_session() {
         let h = open_session(slot);
         let key = session_aes_key(h);
         for _ in 0..2 {
-            assert_eq!(gcm_init(h, key), CKR_OK);
-            assert_eq!(encrypt64(h), CKR_OK);
+            assert_eq!(gcm_encrypt_init(h, key), CKR_OK);
+            assert_eq!(encrypt_64(h).0, CKR_OK);
         }
-        assert_eq!(gcm_init(h, key), CKR_OK, "an operation left active");
+        assert_eq!(gcm_encrypt_init(h, key), CKR_OK, "an operation left active");
         assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
-        assert_eq!(encrypt64(h), CKR_CRYPTOKI_NOT_INITIALIZED);
+        assert_eq!(encrypt_64(h).0, CKR_CRYPTOKI_NOT_INITIALIZED);
         assert_eq!(init_null(), CKR_OK);
         let h2 = open_session(raw_init_token_lookup("cached"));
         if h2 != h {
-            assert_eq!(encrypt64(h), CKR_SESSION_HANDLE_INVALID);
+            assert_eq!(encrypt_64(h).0, CKR_SESSION_HANDLE_INVALID);
         }
-        assert_eq!(encrypt64(h2), CKR_OPERATION_NOT_INITIALIZED);
-        let rv = gcm_init(h2, key);
+        assert_eq!(encrypt_64(h2).0, CKR_OPERATION_NOT_INITIALIZED);
+        let rv = gcm_encrypt_init(h2, key);
         assert!(
             rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID,
             "the old session key after re-initialize: {}",
@@ -706,40 +664,30 @@ fn fork_child_cannot_use_the_parents_cached_session() {
         let h = open_session(raw_init_token("cachefork"));
         let key = session_aes_key(h);
         for _ in 0..2 {
-            assert_eq!(gcm_init(h, key), CKR_OK);
-            assert_eq!(encrypt64(h), CKR_OK);
+            assert_eq!(gcm_encrypt_init(h, key), CKR_OK);
+            assert_eq!(encrypt_64(h).0, CKR_OK);
         }
-        assert_eq!(gcm_init(h, key), CKR_OK);
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork");
-        if pid == 0 {
-            let code = (|| {
-                if encrypt64(h) != CKR_CRYPTOKI_NOT_INITIALIZED {
+        assert_eq!(gcm_encrypt_init(h, key), CKR_OK);
+        in_fork_child(
+            || {
+                if encrypt_64(h).0 != CKR_CRYPTOKI_NOT_INITIALIZED {
                     return 20;
                 }
-                if gcm_init(h, key) != CKR_CRYPTOKI_NOT_INITIALIZED {
+                if gcm_encrypt_init(h, key) != CKR_CRYPTOKI_NOT_INITIALIZED {
                     return 21;
                 }
                 if init_null() != CKR_OK {
                     return 22;
                 }
-                if encrypt64(h) != CKR_SESSION_HANDLE_INVALID {
+                if encrypt_64(h).0 != CKR_SESSION_HANDLE_INVALID {
                     return 23;
                 }
                 0
-            })();
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(libc::WIFEXITED(status), "child crashed: status {status}");
-        assert_eq!(
-            libc::WEXITSTATUS(status),
-            0,
-            "child step failed (20/21: the parent's session before C_Initialize, 23: after)"
+            },
+            "20/21: the parent's session before C_Initialize, 23: after",
         );
         // The parent's operation is still there.
-        assert_eq!(encrypt64(h), CKR_OK);
+        assert_eq!(encrypt_64(h).0, CKR_OK);
         assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
     });
 }

@@ -209,7 +209,7 @@ fn two_threads_race_on_one_session() {
 // table. Whatever ends a session, a key or a login in between — here from another
 // thread, which never touches this thread's cache — must still be seen by that call.
 
-/// A session key for AES-GCM on `s`, and the raw C_EncryptInit + C_Encrypt of 64 bytes.
+/// A session or token AES-256 key of value [7; 32] for AES-GCM on `s`.
 fn gcm_key(s: &cryptoki::session::Session, token: bool, private: bool) -> CK_OBJECT_HANDLE {
     s.create_object(&[
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -221,40 +221,6 @@ fn gcm_key(s: &cryptoki::session::Session, token: bool, private: bool) -> CK_OBJ
     ])
     .unwrap()
     .handle()
-}
-
-fn raw_gcm_init(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
-    let mut iv = [1u8; 12];
-    let mut p = CK_GCM_PARAMS {
-        pIv: iv.as_mut_ptr(),
-        ulIvLen: 12,
-        ulIvBits: 96,
-        pAAD: std::ptr::null_mut(),
-        ulAADLen: 0,
-        ulTagBits: 128,
-    };
-    let mut m = CK_MECHANISM {
-        mechanism: CKM_AES_GCM,
-        pParameter: (&mut p as *mut CK_GCM_PARAMS).cast(),
-        ulParameterLen: std::mem::size_of::<CK_GCM_PARAMS>() as CK_ULONG,
-    };
-    call!(C_EncryptInit, h, &mut m, key)
-}
-
-fn raw_encrypt(h: CK_SESSION_HANDLE) -> (CK_RV, Vec<u8>) {
-    let mut data = [9u8; 64];
-    let mut out = vec![0u8; 80];
-    let mut n = out.len() as CK_ULONG;
-    let rv = call!(
-        C_Encrypt,
-        h,
-        data.as_mut_ptr(),
-        64,
-        out.as_mut_ptr(),
-        &mut n
-    );
-    out.truncate(n as usize);
-    (rv, out)
 }
 
 /// Warm this thread's fast path on `h` with `key`: two full rounds, the ciphertext
@@ -270,8 +236,8 @@ fn warm(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) {
     )
     .unwrap();
     for _ in 0..2 {
-        assert_eq!(raw_gcm_init(h, key), CKR_OK);
-        let (rv, ct) = raw_encrypt(h);
+        assert_eq!(gcm_encrypt_init(h, key), CKR_OK);
+        let (rv, ct) = encrypt_64(h);
         assert_eq!(rv, CKR_OK);
         assert_eq!(ct, want, "AES-GCM through the module is aws-lc's");
     }
@@ -286,12 +252,12 @@ fn fast_path_sees_a_session_closed_by_another_thread() {
     let h = s.handle();
     warm(h, key);
     // An operation is active when the session goes: it must not survive in the cache.
-    assert_eq!(raw_gcm_init(h, key), CKR_OK);
+    assert_eq!(gcm_encrypt_init(h, key), CKR_OK);
     thread::spawn(move || assert_eq!(call!(C_CloseSession, h), CKR_OK))
         .join()
         .unwrap();
-    assert_eq!(raw_encrypt(h).0, CKR_SESSION_HANDLE_INVALID);
-    assert_eq!(raw_gcm_init(h, key), CKR_SESSION_HANDLE_INVALID);
+    assert_eq!(encrypt_64(h).0, CKR_SESSION_HANDLE_INVALID);
+    assert_eq!(gcm_encrypt_init(h, key), CKR_SESSION_HANDLE_INVALID);
     std::mem::forget(s); // its handle is closed already
 }
 
@@ -309,7 +275,7 @@ fn fast_path_sees_a_key_destroyed_by_another_thread() {
     })
     .join()
     .unwrap();
-    assert_eq!(raw_gcm_init(h, key), CKR_KEY_HANDLE_INVALID);
+    assert_eq!(gcm_encrypt_init(h, key), CKR_KEY_HANDLE_INVALID);
 }
 
 #[test]
@@ -327,7 +293,7 @@ fn fast_path_sees_a_logout_by_another_session() {
         .unwrap();
     // Private objects are out of reach after C_Logout (§5.6): the private key's handle
     // no longer resolves.
-    let rv = raw_gcm_init(h, key);
+    let rv = gcm_encrypt_init(h, key);
     assert!(
         rv == CKR_KEY_HANDLE_INVALID || rv == CKR_USER_NOT_LOGGED_IN,
         "C_EncryptInit with a private key after C_Logout: {}",

@@ -226,21 +226,19 @@ pub fn remote(module: &str, n: usize, log: &Path) -> R<()> {
     let (mut a, mut b) = (Vec::new(), Vec::new());
     // Interleaved, and in turn first: the emulator is slower right after a call (it
     // finishes the previous request's work), which would favour whichever goes first.
+    let mut direct = direct;
     for i in 0..n {
+        let timed = |f: &mut dyn FnMut(), into: &mut Vec<f64>| {
+            let t = Instant::now();
+            f();
+            into.push(us(t));
+        };
         if i % 2 == 0 {
-            let t = Instant::now();
-            via_module();
-            a.push(us(t));
-            let t = Instant::now();
-            direct();
-            b.push(us(t));
+            timed(&mut via_module, &mut a);
+            timed(&mut direct, &mut b);
         } else {
-            let t = Instant::now();
-            direct();
-            b.push(us(t));
-            let t = Instant::now();
-            via_module();
-            a.push(us(t));
+            timed(&mut direct, &mut b);
+            timed(&mut via_module, &mut a);
         }
     }
     let per_sign = if counting {

@@ -298,6 +298,42 @@ macro_rules! call {
     };
 }
 
+/// C_EncryptInit on session `h` with AES-GCM: a 96-bit IV of ones, no AAD, a 128-bit tag.
+pub fn gcm_encrypt_init(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
+    let mut iv = [1u8; 12];
+    let mut p = CK_GCM_PARAMS {
+        pIv: iv.as_mut_ptr(),
+        ulIvLen: 12,
+        ulIvBits: 96,
+        pAAD: std::ptr::null_mut(),
+        ulAADLen: 0,
+        ulTagBits: 128,
+    };
+    let mut m = CK_MECHANISM {
+        mechanism: CKM_AES_GCM,
+        pParameter: (&mut p as *mut CK_GCM_PARAMS).cast(),
+        ulParameterLen: std::mem::size_of::<CK_GCM_PARAMS>() as CK_ULONG,
+    };
+    call!(C_EncryptInit, h, &mut m, key)
+}
+
+/// C_Encrypt of 64 bytes of 9s with room for a 16-byte tag: the code and the output.
+pub fn encrypt_64(h: CK_SESSION_HANDLE) -> (CK_RV, Vec<u8>) {
+    let mut data = [9u8; 64];
+    let mut out = vec![0u8; 80];
+    let mut n = out.len() as CK_ULONG;
+    let rv = call!(
+        C_Encrypt,
+        h,
+        data.as_mut_ptr(),
+        64,
+        out.as_mut_ptr(),
+        &mut n
+    );
+    out.truncate(n as usize);
+    (rv, out)
+}
+
 /// Name of a CK_RV for assertion messages.
 pub fn rv_name(rv: CK_RV) -> String {
     format!("{rv:#x}")
