@@ -180,14 +180,14 @@ p11kms_server_spawn() {
 }
 
 # p11kms_server_wait TIMEOUT INTERVAL [NOPID_SECS]: polls every INTERVAL s until the pid
-# in PIDFILE is alive and healthy() says yes: returns 0 then, with the pid in SERVER_PID.
+# in PIDFILE is alive and healthy() says yes: returns 0 then, with the pid in P11KMS_SERVER_PID.
 # Returns 2 when there is no pid file after NOPID_SECS s (when given), 3 when the pid
 # written is gone (the server exited; PIDFILE removed), 4 after TIMEOUT s.
 p11kms_server_wait() {
     local timeout=$1 interval=$2 nopid=${3:-} started=$SECONDS written
     while ((SECONDS < started + timeout)); do
-        SERVER_PID="$(p11kms_running_pid)"
-        if [[ -n "$SERVER_PID" ]] && healthy; then
+        P11KMS_SERVER_PID="$(p11kms_running_pid)"
+        if [[ -n "$P11KMS_SERVER_PID" ]] && healthy; then
             return 0
         fi
         if [[ -n "$nopid" && ! -e "$PIDFILE" ]] && ((SECONDS - started > nopid)); then
@@ -242,10 +242,10 @@ p11kms_server_stop() {
 }
 
 # p11kms_server_state NAME: "NAME: not running" and 1 when PIDFILE names no live
-# process; else the pid in SERVER_PID and 0 when healthy() says yes, 2 when not.
+# process; else the pid in P11KMS_SERVER_PID and 0 when healthy() says yes, 2 when not.
 p11kms_server_state() {
-    SERVER_PID="$(p11kms_running_pid)"
-    if [[ -z "$SERVER_PID" ]]; then
+    P11KMS_SERVER_PID="$(p11kms_running_pid)"
+    if [[ -z "$P11KMS_SERVER_PID" ]]; then
         echo "$1: not running"
         return 1
     fi

@@ -74,7 +74,7 @@ cmd_start() {
     p11kms_server_wait "$START_TIMEOUT" 0.1
     case $? in
         0)
-            echo "==> answering after $(p11kms_elapsed "$start") s (pid $SERVER_PID)"
+            echo "==> answering after $(p11kms_elapsed "$start") s (pid $P11KMS_SERVER_PID)"
             return 0
             ;;
         3) p11kms_server_failed 20 "the emulator exited before answering" ;;
@@ -93,9 +93,9 @@ cmd_stop() {
 cmd_status() {
     p11kms_server_state "Cloud KMS emulator"
     case $? in
-        0) echo "Cloud KMS emulator: running (pid $SERVER_PID) at $ENDPOINT; log: $LOGFILE" ;;
+        0) echo "Cloud KMS emulator: running (pid $P11KMS_SERVER_PID) at $ENDPOINT; log: $LOGFILE" ;;
         2)
-            echo "Cloud KMS emulator: running (pid $SERVER_PID) but $ENDPOINT does not answer; log: $LOGFILE"
+            echo "Cloud KMS emulator: running (pid $P11KMS_SERVER_PID) but $ENDPOINT does not answer; log: $LOGFILE"
             return 1
             ;;
         *) return 1 ;;

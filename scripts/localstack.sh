@@ -142,7 +142,7 @@ cmd_start() {
     p11kms_server_wait "$HEALTH_TIMEOUT" 0.2 10
     case $? in
         0)
-            echo "==> healthy after $(p11kms_elapsed "$start") s (pid $SERVER_PID, RSS $(rss_kib "$SERVER_PID") KiB)"
+            echo "==> healthy after $(p11kms_elapsed "$start") s (pid $P11KMS_SERVER_PID, RSS $(rss_kib "$P11KMS_SERVER_PID") KiB)"
             return 0
             ;;
         2) p11kms_server_failed 40 "LocalStack did not even start (no pid file after 10 s)" ;;
@@ -170,11 +170,11 @@ cmd_status() {
     p11kms_server_state LocalStack
     case $? in
         0)
-            echo "LocalStack: running (pid $SERVER_PID, RSS $(rss_kib "$SERVER_PID") KiB), kms healthy at $ENDPOINT"
+            echo "LocalStack: running (pid $P11KMS_SERVER_PID, RSS $(rss_kib "$P11KMS_SERVER_PID") KiB), kms healthy at $ENDPOINT"
             echo "log: $LOGFILE"
             ;;
         2)
-            echo "LocalStack: running (pid $SERVER_PID) but kms not healthy at $ENDPOINT; log: $LOGFILE"
+            echo "LocalStack: running (pid $P11KMS_SERVER_PID) but kms not healthy at $ENDPOINT; log: $LOGFILE"
             return 1
             ;;
         *) return 1 ;;
