@@ -119,8 +119,17 @@ p11kms_read_pubkey() {
 
 # ---- background servers (scripts/localstack.sh, scripts/gcpkms.sh) -------------------
 # A server runs in its own session and process group, its pid in a pid file, its output
-# in one log per run. The sourcing script sets PIDFILE, LOGFILE, PORT and ENDPOINT and
+# in one log per run. The sourcing script sets PORT, calls p11kms_server_files, and
 # defines healthy() (exit 0 when the server answers); these functions use them.
+
+# p11kms_server_files STATE NAME: PIDFILE and LOGFILE (STATE/NAME.pid and .log) and
+# ENDPOINT (http://127.0.0.1:PORT).
+p11kms_server_files() {
+    PIDFILE="$1/$2.pid"
+    LOGFILE="$1/$2.log"
+    # shellcheck disable=SC2034 # used by the sourcing script
+    ENDPOINT="http://127.0.0.1:$PORT"
+}
 
 p11kms_die() {
     echo "error: $*" >&2

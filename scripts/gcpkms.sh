@@ -27,9 +27,7 @@ ROOT="$P11KMS_ROOT"
 STATE="${P11KMS_GCPKMS_DIR:-/tmp/p11kms-gcpkms}"
 PORT="${P11KMS_GCPKMS_PORT:-9090}"
 DELAY_MS="${P11KMS_GCPKMS_DELAY_MS:-200}"
-PIDFILE="$STATE/gcpkms.pid"
-LOGFILE="$STATE/gcpkms.log"
-ENDPOINT="http://127.0.0.1:$PORT"
+p11kms_server_files "$STATE" gcpkms
 EMULATOR="$ROOT/tests/gcpkms/emulator.py"
 LOCALSTACK_PY="$HOME/.cache/p11kms/localstack-venv/bin/python"
 START_TIMEOUT=30

@@ -29,9 +29,7 @@ ROOT="$P11KMS_ROOT"
 VENV="${P11KMS_LOCALSTACK_VENV:-$HOME/.cache/p11kms/localstack-venv}"
 STATE="${P11KMS_LOCALSTACK_DIR:-/tmp/p11kms-localstack}"
 PORT="${P11KMS_LOCALSTACK_PORT:-4566}"
-PIDFILE="$STATE/localstack.pid"
-LOGFILE="$STATE/localstack.log"
-ENDPOINT="http://127.0.0.1:$PORT"
+p11kms_server_files "$STATE" localstack
 HEALTH_TIMEOUT=120
 
 requirements_file() {
