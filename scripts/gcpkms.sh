@@ -20,30 +20,17 @@
 set -Euo pipefail
 
 SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$SCRIPTS/.." && pwd)"
+# shellcheck source=scripts/common.sh
+source "$SCRIPTS/common.sh"
+ROOT="$P11KMS_ROOT"
 
 STATE="${P11KMS_GCPKMS_DIR:-/tmp/p11kms-gcpkms}"
 PORT="${P11KMS_GCPKMS_PORT:-9090}"
 DELAY_MS="${P11KMS_GCPKMS_DELAY_MS:-200}"
-PIDFILE="$STATE/gcpkms.pid"
-LOGFILE="$STATE/gcpkms.log"
-ENDPOINT="http://127.0.0.1:$PORT"
+p11kms_server_files "$STATE" gcpkms
 EMULATOR="$ROOT/tests/gcpkms/emulator.py"
 LOCALSTACK_PY="$HOME/.cache/p11kms/localstack-venv/bin/python"
 START_TIMEOUT=30
-
-die() {
-    echo "error: $*" >&2
-    exit 1
-}
-
-now() {
-    date +%s.%3N
-}
-
-elapsed() {
-    awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'
-}
 
 # A Python that can import cryptography (the emulator's one dependency).
 python_bin() {
@@ -61,114 +48,60 @@ python_bin() {
     exit 1
 }
 
-# The pid in the pid file when that process is alive, or nothing.
-running_pid() {
-    local pid
-    [[ -r "$PIDFILE" ]] || return 0
-    pid="$(<"$PIDFILE")"
-    if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
-        printf '%s\n' "$pid"
-    fi
-}
-
 # Does the emulator answer (its admin API, which no other server has)?
 healthy() {
     curl -fsS --max-time 2 "$ENDPOINT/_emulator/calls" >/dev/null 2>&1
 }
 
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
-}
-
 cmd_start() {
-    local pid py start written
-    pid="$(running_pid)"
+    local pid py start
+    pid="$(p11kms_running_pid)"
     if [[ -n "$pid" ]]; then
-        healthy || die "the emulator (pid $pid) runs but $ENDPOINT does not answer; see $LOGFILE or run '$0 stop'"
+        healthy || p11kms_die "the emulator (pid $pid) runs but $ENDPOINT does not answer; see $LOGFILE or run '$0 stop'"
         echo "==> Cloud KMS emulator already running (pid $pid) at $ENDPOINT"
         return 0
     fi
-    if port_in_use; then
-        die "127.0.0.1:$PORT is already in use by a process not started by this script (set P11KMS_GCPKMS_PORT)"
-    fi
-    command -v curl >/dev/null 2>&1 || die "curl not found (apt-get install curl)"
-    command -v setsid >/dev/null 2>&1 || die "setsid not found (apt-get install util-linux)"
+    p11kms_server_preflight P11KMS_GCPKMS_PORT
     py="$(python_bin)"
-
-    mkdir -p "$STATE"
-    rm -f "$PIDFILE"
-    if [[ -e "$LOGFILE" ]]; then
-        mv -f "$LOGFILE" "$LOGFILE.1"
-    fi
-    start="$(now)"
+    start="$(p11kms_now)"
     echo "==> starting the Cloud KMS emulator on $ENDPOINT with $py (state $STATE/state.json, log $LOGFILE)"
-    # Its own session and process group, so that stop can end the whole group.
-    # shellcheck disable=SC2016 # $$ and $@ are the inner sh's
-    setsid sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$PIDFILE" \
+    p11kms_server_spawn "$STATE" . \
         "$py" "$EMULATOR" --port "$PORT" --generation-delay-ms "$DELAY_MS" \
-        --state "$STATE/state.json" </dev/null >"$LOGFILE" 2>&1 &
+        --state "$STATE/state.json"
 
-    local deadline=$((SECONDS + START_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        pid="$(running_pid)"
-        if [[ -n "$pid" ]] && healthy; then
-            echo "==> answering after $(elapsed "$start") s (pid $pid)"
+    p11kms_server_wait "$START_TIMEOUT" 0.1
+    case $? in
+        0)
+            echo "==> answering after $(p11kms_elapsed "$start") s (pid $P11KMS_SERVER_PID)"
             return 0
-        fi
-        written="$(cat "$PIDFILE" 2>/dev/null)" || written=
-        if [[ "$written" =~ ^[0-9]+$ ]] && ! kill -0 "$written" 2>/dev/null; then
-            echo "error: the emulator exited before answering; last lines of $LOGFILE:" >&2
-            tail -n 20 "$LOGFILE" >&2
-            rm -f "$PIDFILE"
-            exit 1
-        fi
-        sleep 0.1
-    done
-    echo "error: the emulator did not answer within ${START_TIMEOUT} s; last lines of $LOGFILE:" >&2
-    tail -n 20 "$LOGFILE" >&2
-    cmd_stop >&2 || true
+            ;;
+        3) p11kms_server_failed 20 "the emulator exited before answering" ;;
+        *)
+            p11kms_server_failed 20 "the emulator did not answer within ${START_TIMEOUT} s"
+            cmd_stop >&2 || true
+            ;;
+    esac
     exit 1
 }
 
 cmd_stop() {
-    local pid i
-    pid="$(running_pid)"
-    if [[ -z "$pid" ]]; then
-        rm -f "$PIDFILE"
-        echo "==> the Cloud KMS emulator is not running"
-        return 0
-    fi
-    echo "==> stopping the Cloud KMS emulator (process group $pid)"
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 1; i <= 50; i++)); do
-        kill -0 -- "-$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 -- "-$pid" 2>/dev/null; then
-        echo "==> still running after 5 s: SIGKILL"
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    fi
-    rm -f "$PIDFILE"
-    echo "==> stopped"
+    p11kms_server_stop "the Cloud KMS emulator" 0.1 5
 }
 
 cmd_status() {
-    local pid
-    pid="$(running_pid)"
-    if [[ -z "$pid" ]]; then
-        echo "Cloud KMS emulator: not running"
-        return 1
-    fi
-    if healthy; then
-        echo "Cloud KMS emulator: running (pid $pid) at $ENDPOINT; log: $LOGFILE"
-        return 0
-    fi
-    echo "Cloud KMS emulator: running (pid $pid) but $ENDPOINT does not answer; log: $LOGFILE"
-    return 1
+    p11kms_server_state "Cloud KMS emulator"
+    case $? in
+        0) echo "Cloud KMS emulator: running (pid $P11KMS_SERVER_PID) at $ENDPOINT; log: $LOGFILE" ;;
+        2)
+            echo "Cloud KMS emulator: running (pid $P11KMS_SERVER_PID) but $ENDPOINT does not answer; log: $LOGFILE"
+            return 1
+            ;;
+        *) return 1 ;;
+    esac
 }
 
 cmd_env() {
-    echo "export P11KMS_GCPKMS_ENDPOINT=$ENDPOINT"
+    p11kms_exports P11KMS_GCPKMS_ENDPOINT="$ENDPOINT"
 }
 
 cmd_selftest() {

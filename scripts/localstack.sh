@@ -22,29 +22,15 @@
 set -Euo pipefail
 
 SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$SCRIPTS/.." && pwd)"
+# shellcheck source=scripts/common.sh
+source "$SCRIPTS/common.sh"
+ROOT="$P11KMS_ROOT"
 
 VENV="${P11KMS_LOCALSTACK_VENV:-$HOME/.cache/p11kms/localstack-venv}"
 STATE="${P11KMS_LOCALSTACK_DIR:-/tmp/p11kms-localstack}"
 PORT="${P11KMS_LOCALSTACK_PORT:-4566}"
-PIDFILE="$STATE/localstack.pid"
-LOGFILE="$STATE/localstack.log"
-ENDPOINT="http://127.0.0.1:$PORT"
+p11kms_server_files "$STATE" localstack
 HEALTH_TIMEOUT=120
-
-die() {
-    echo "error: $*" >&2
-    exit 1
-}
-
-# Seconds since the epoch with milliseconds, for timings.
-now() {
-    date +%s.%3N
-}
-
-elapsed() {
-    awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'
-}
 
 requirements_file() {
     local shared="$ROOT/../shared/localstack-requirements.txt"
@@ -82,18 +68,18 @@ EOF
 
 cmd_install() {
     local start reqs pinned have py
-    start="$(now)"
+    start="$(p11kms_now)"
     reqs="$(requirements_file)"
-    [[ -r "$reqs" ]] || die "requirements file not found: $reqs"
+    [[ -r "$reqs" ]] || p11kms_die "requirements file not found: $reqs"
     pinned="$(sed -n 's/^localstack-core==\([^[:space:];#]*\).*/\1/p' "$reqs")"
-    [[ -n "$pinned" ]] || die "no localstack-core==VERSION pin in $reqs"
+    [[ -n "$pinned" ]] || p11kms_die "no localstack-core==VERSION pin in $reqs"
     echo "==> requirements: $reqs (localstack-core $pinned)"
 
     if [[ ! -x "$VENV/bin/python" ]]; then
         py="$(base_python)"
         echo "==> creating virtualenv $VENV with $py ($("$py" --version 2>&1))"
         mkdir -p "$(dirname "$VENV")"
-        "$py" -m venv "$VENV" || die "could not create the virtualenv $VENV"
+        "$py" -m venv "$VENV" || p11kms_die "could not create the virtualenv $VENV"
     fi
 
     have="$(installed_version)"
@@ -102,21 +88,11 @@ cmd_install() {
     else
         echo "==> pip install -r $reqs${have:+ (localstack-core was $have)}"
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs" </dev/null ||
-            die "pip install failed"
+            p11kms_die "pip install failed"
         have="$(installed_version)"
-        [[ "$have" == "$pinned" ]] || die "localstack-core is '${have:-missing}' after pip, expected $pinned"
+        [[ "$have" == "$pinned" ]] || p11kms_die "localstack-core is '${have:-missing}' after pip, expected $pinned"
     fi
-    echo "==> install done in $(elapsed "$start") s"
-}
-
-# The pid in the pid file when that process is alive, or nothing.
-running_pid() {
-    local pid
-    [[ -r "$PIDFILE" ]] || return 0
-    pid="$(<"$PIDFILE")"
-    if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
-        printf '%s\n' "$pid"
-    fi
+    echo "==> install done in $(p11kms_elapsed "$start") s"
 }
 
 # Is KMS "available" or "running" in LocalStack's health report?
@@ -126,160 +102,104 @@ healthy() {
     grep -Eq '"kms": *"(available|running)"' <<<"$body"
 }
 
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null
-}
-
 rss_kib() {
     # The resident set of its session (the server plus any children).
     ps -o rss= -s "$1" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'
 }
 
 cmd_start() {
-    local pid start written
-    pid="$(running_pid)"
+    local pid start
+    pid="$(p11kms_running_pid)"
     if [[ -n "$pid" ]]; then
         if healthy; then
             echo "==> LocalStack KMS already running (pid $pid) and healthy at $ENDPOINT"
             return 0
         fi
-        die "LocalStack (pid $pid) runs but $ENDPOINT/_localstack/health does not report kms; see $LOGFILE or run '$0 stop'"
+        p11kms_die "LocalStack (pid $pid) runs but $ENDPOINT/_localstack/health does not report kms; see $LOGFILE or run '$0 stop'"
     fi
     # LocalStack does not exit when its port is taken (it logs "Ready." and never
     # answers), so refuse to start rather than time out.
-    if port_in_use; then
-        die "127.0.0.1:$PORT is already in use by a process not started by this script (set P11KMS_LOCALSTACK_PORT)"
-    fi
-    [[ -x "$VENV/bin/python" ]] || die "no virtualenv at $VENV: run '$0 install' first"
-    command -v curl >/dev/null 2>&1 || die "curl not found (apt-get install curl)"
-    command -v setsid >/dev/null 2>&1 || die "setsid not found (apt-get install util-linux)"
-
-    mkdir -p "$STATE"
-    rm -f "$PIDFILE"
-    # One log per run, so that the tail shown on failure is this run's; keep the last.
-    if [[ -e "$LOGFILE" ]]; then
-        mv -f "$LOGFILE" "$LOGFILE.1"
-    fi
-    start="$(now)"
+    p11kms_server_preflight P11KMS_LOCALSTACK_PORT
+    [[ -x "$VENV/bin/python" ]] || p11kms_die "no virtualenv at $VENV: run '$0 install' first"
+    start="$(p11kms_now)"
+    # One log per run (the previous one kept), so that the tail shown on failure is
+    # this run's.
     echo "==> starting LocalStack KMS on $ENDPOINT (state $STATE, log $LOGFILE)"
-    # Its own session and process group, so that stop can end the whole group; the
-    # inner sh writes its own pid (that of the server once exec'd) to the pid file.
-    # shellcheck disable=SC2016 # $$ and $@ are the inner sh's
-    (
-        cd "$STATE" || exit 1
-        exec env \
-            GATEWAY_LISTEN="127.0.0.1:$PORT" \
-            SERVICES=kms \
-            EAGER_SERVICE_LOADING=1 \
-            FILESYSTEM_ROOT="$STATE" \
-            SKIP_SSL_CERT_DOWNLOAD=1 \
-            DISABLE_EVENTS=1 \
-            LOCALSTACK_CLI=0 \
-            DNS_ADDRESS=0 \
-            GATEWAY_SERVER=hypercorn \
-            setsid sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$PIDFILE" \
-            "$VENV/bin/python" -m localstack.runtime.main
-    ) </dev/null >"$LOGFILE" 2>&1 &
+    p11kms_server_spawn "$STATE" "$STATE" env \
+        GATEWAY_LISTEN="127.0.0.1:$PORT" \
+        SERVICES=kms \
+        EAGER_SERVICE_LOADING=1 \
+        FILESYSTEM_ROOT="$STATE" \
+        SKIP_SSL_CERT_DOWNLOAD=1 \
+        DISABLE_EVENTS=1 \
+        LOCALSTACK_CLI=0 \
+        DNS_ADDRESS=0 \
+        GATEWAY_SERVER=hypercorn \
+        "$VENV/bin/python" -m localstack.runtime.main
 
-    local started=$SECONDS deadline=$((SECONDS + HEALTH_TIMEOUT))
-    while ((SECONDS < deadline)); do
-        pid="$(running_pid)"
-        if [[ -n "$pid" ]] && healthy; then
-            echo "==> healthy after $(elapsed "$start") s (pid $pid, RSS $(rss_kib "$pid") KiB)"
+    p11kms_server_wait "$HEALTH_TIMEOUT" 0.2 10
+    case $? in
+        0)
+            echo "==> healthy after $(p11kms_elapsed "$start") s (pid $P11KMS_SERVER_PID, RSS $(rss_kib "$P11KMS_SERVER_PID") KiB)"
             return 0
-        fi
-        if [[ ! -e "$PIDFILE" ]] && ((SECONDS - started > 10)); then
-            echo "error: LocalStack did not even start (no pid file after 10 s); last lines of $LOGFILE:" >&2
-            tail -n 40 "$LOGFILE" >&2
-            exit 1
-        fi
-        # The inner sh truncates the pid file before writing it: only a pid that was
-        # written and is gone means the server exited.
-        written="$(cat "$PIDFILE" 2>/dev/null)" || written=
-        if [[ "$written" =~ ^[0-9]+$ ]] && ! kill -0 "$written" 2>/dev/null; then
-            echo "error: LocalStack exited before becoming healthy; last lines of $LOGFILE:" >&2
-            tail -n 40 "$LOGFILE" >&2
-            rm -f "$PIDFILE"
-            exit 1
-        fi
-        sleep 0.2
-    done
-    echo "error: LocalStack KMS not healthy after ${HEALTH_TIMEOUT} s; last lines of $LOGFILE:" >&2
-    tail -n 40 "$LOGFILE" >&2
-    cmd_stop >&2 || true
+            ;;
+        2) p11kms_server_failed 40 "LocalStack did not even start (no pid file after 10 s)" ;;
+        3) p11kms_server_failed 40 "LocalStack exited before becoming healthy" ;;
+        *)
+            p11kms_server_failed 40 "LocalStack KMS not healthy after ${HEALTH_TIMEOUT} s"
+            cmd_stop >&2 || true
+            ;;
+    esac
     exit 1
 }
 
+# LocalStack's hypercorn shutdown stops its asyncio loop from another thread without
+# waking it, so now and then the loop sleeps in select() for good after SIGTERM; any
+# connection wakes it and it exits.
+wake() {
+    curl -s -o /dev/null --max-time 1 "$ENDPOINT/_localstack/health" 2>/dev/null || true
+}
+
 cmd_stop() {
-    local pid i
-    pid="$(running_pid)"
-    if [[ -z "$pid" ]]; then
-        rm -f "$PIDFILE"
-        echo "==> LocalStack is not running"
-        return 0
-    fi
-    echo "==> stopping LocalStack (process group $pid)"
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 1; i <= 50; i++)); do
-        kill -0 -- "-$pid" 2>/dev/null || break
-        # LocalStack's hypercorn shutdown stops its asyncio loop from another thread
-        # without waking it, so now and then the loop sleeps in select() for good
-        # after SIGTERM; any connection wakes it and it exits.
-        if ((i % 5 == 0)); then
-            curl -s -o /dev/null --max-time 1 "$ENDPOINT/_localstack/health" 2>/dev/null || true
-        fi
-        sleep 0.2
-    done
-    if kill -0 -- "-$pid" 2>/dev/null; then
-        echo "==> still running after 10 s: SIGKILL"
-        kill -KILL -- "-$pid" 2>/dev/null || true
-        sleep 0.5
-    fi
-    rm -f "$PIDFILE"
-    echo "==> stopped"
+    p11kms_server_stop LocalStack 0.2 10 wake
 }
 
 cmd_status() {
-    local pid
-    pid="$(running_pid)"
-    if [[ -z "$pid" ]]; then
-        echo "LocalStack: not running"
-        return 1
-    fi
-    if healthy; then
-        echo "LocalStack: running (pid $pid, RSS $(rss_kib "$pid") KiB), kms healthy at $ENDPOINT"
-        echo "log: $LOGFILE"
-        return 0
-    fi
-    echo "LocalStack: running (pid $pid) but kms not healthy at $ENDPOINT; log: $LOGFILE"
-    return 1
+    p11kms_server_state LocalStack
+    case $? in
+        0)
+            echo "LocalStack: running (pid $P11KMS_SERVER_PID, RSS $(rss_kib "$P11KMS_SERVER_PID") KiB), kms healthy at $ENDPOINT"
+            echo "log: $LOGFILE"
+            ;;
+        2)
+            echo "LocalStack: running (pid $P11KMS_SERVER_PID) but kms not healthy at $ENDPOINT; log: $LOGFILE"
+            return 1
+            ;;
+        *) return 1 ;;
+    esac
 }
 
 cmd_env() {
-    cat <<EOF
-export AWS_ENDPOINT_URL=$ENDPOINT
-export AWS_ACCESS_KEY_ID=test
-export AWS_SECRET_ACCESS_KEY=test
-export AWS_DEFAULT_REGION=us-east-1
-EOF
+    p11kms_exports AWS_ENDPOINT_URL="$ENDPOINT" AWS_ACCESS_KEY_ID=test \
+        AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
 }
 
 cmd_selfcheck() {
-    [[ -x "$VENV/bin/python" ]] || die "no virtualenv at $VENV: run '$0 install' first"
+    [[ -x "$VENV/bin/python" ]] || p11kms_die "no virtualenv at $VENV: run '$0 install' first"
     AWS_ENDPOINT_URL="$ENDPOINT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
         AWS_DEFAULT_REGION=us-east-1 "$VENV/bin/python" "$SCRIPTS/localstack-selfcheck.py"
 }
 
 # boto3 against the emulator, for the scripts that need a KMS call of their own.
 kms_py() {
-    [[ -x "$VENV/bin/python" ]] || die "no virtualenv at $VENV: run '$0 install' first"
+    [[ -x "$VENV/bin/python" ]] || p11kms_die "no virtualenv at $VENV: run '$0 install' first"
     AWS_ENDPOINT_URL="$ENDPOINT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
         AWS_DEFAULT_REGION=us-east-1 "$VENV/bin/python" -c "$1" "${@:2}"
 }
 
 # kek ALIAS: make a SYMMETRIC_DEFAULT key with that alias unless it exists.
 cmd_kek() {
-    [[ -n "${1:-}" ]] || die "usage: $0 kek alias/NAME"
+    [[ -n "${1:-}" ]] || p11kms_die "usage: $0 kek alias/NAME"
     kms_py '
 import sys, boto3
 k = boto3.client("kms")
@@ -293,7 +213,7 @@ print(alias)' "$1"
 
 # pubkey ALIAS FILE: GetPublicKey of the key behind ALIAS, as DER, into FILE.
 cmd_pubkey() {
-    [[ -n "${1:-}" && -n "${2:-}" ]] || die "usage: $0 pubkey alias/NAME FILE"
+    [[ -n "${1:-}" && -n "${2:-}" ]] || p11kms_die "usage: $0 pubkey alias/NAME FILE"
     kms_py '
 import sys, boto3
 k = boto3.client("kms")

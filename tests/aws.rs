@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::kms::*;
 use common::*;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
@@ -27,16 +28,15 @@ fn endpoint() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// The tests count `kms call:` lines in one shared log: they run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
+/// Skips without an emulator; else holds `serial()` for the test: the tests count
+/// `kms call:` lines in one shared log, so they run one at a time.
 macro_rules! need_emulator {
     () => {
         if endpoint().is_none() {
             println!("skipped: no emulator (AWS_ENDPOINT_URL unset)");
             return;
         }
-        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _serial = serial();
     };
 }
 
@@ -74,8 +74,8 @@ struct Aws {
 
 fn config_text(dir: &Path, prefix: &str, kek: &str, log: &str) -> String {
     format!(
-        "log_level = \"debug\"\nlog_file = \"{}\"\n\n[[token]]\nlabel = \"aws\"\nbackend = \"aws\"\nregion = \"us-east-1\"\nkek = \"{kek}\"\nalias_prefix = \"{prefix}\"\nstore = \"{}\"\n",
-        dir.join(log).display(),
+        "{}region = \"us-east-1\"\nkek = \"{kek}\"\nalias_prefix = \"{prefix}\"\nstore = \"{}\"\n",
+        config_head(dir, log, "aws"),
         dir.join("aws.sqlite").display()
     )
 }
@@ -84,7 +84,7 @@ static ENV: OnceLock<Aws> = OnceLock::new();
 
 fn aws() -> &'static Aws {
     ENV.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
+        let dir = kept_dir();
         // Unique per run (the temp dir's random name): KMS state outlives the run.
         let run: String = dir
             .file_name()
@@ -98,24 +98,13 @@ fn aws() -> &'static Aws {
         boto(&format!(
             "kid = k.create_key(KeySpec='SYMMETRIC_DEFAULT', KeyUsage='ENCRYPT_DECRYPT')['KeyMetadata']['KeyId']\nk.create_alias(AliasName='{kek_alias}', TargetKeyId=kid)"
         ));
-        let conf = dir.join("p11kms.toml");
-        std::fs::write(&conf, config_text(&dir, &prefix, &kek_alias, "module.log")).unwrap();
         std::fs::write(
             dir.join("child.toml"),
             config_text(&dir, &prefix, &kek_alias, "child.log"),
         )
         .unwrap();
-        std::env::set_var("P11KMS_CONF", &conf);
-        std::env::set_var("XDG_DATA_HOME", dir.join("xdg"));
-        let ctx = Pkcs11::new(p11kms_path()).unwrap();
-        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .unwrap();
-        let slot = ctx.get_all_slots().unwrap()[0];
-        ctx.init_token(slot, &pin(SO_PIN), "aws").unwrap();
-        let s = ctx.open_rw_session(slot).unwrap();
-        s.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
-        s.init_pin(&pin(USER_PIN)).unwrap();
-        s.logout().unwrap();
+        let config = config_text(&dir, &prefix, &kek_alias, "module.log");
+        let (ctx, slot) = setup_token(&dir, &config, "aws");
         Aws {
             ctx,
             dir,
@@ -127,14 +116,7 @@ fn aws() -> &'static Aws {
 
 fn session() -> Session {
     let a = aws();
-    let s = a.ctx.open_rw_session(a.slot).unwrap();
-    match s.login(UserType::User, Some(&pin(USER_PIN))) {
-        Ok(())
-        | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => {
-            s
-        }
-        Err(e) => panic!("login: {e}"),
-    }
+    user_session(&a.ctx, a.slot)
 }
 
 /// `kms call:` lines in a log file, per operation name.
@@ -157,17 +139,6 @@ fn module_log() -> PathBuf {
     aws().dir.join("module.log")
 }
 
-fn find_one(s: &Session, class: ObjectClass, label: &str) -> ObjectHandle {
-    let v = s
-        .find_objects(&[
-            Attribute::Class(class),
-            Attribute::Label(label.as_bytes().to_vec()),
-        ])
-        .unwrap();
-    assert_eq!(v.len(), 1, "{label}: {v:?}");
-    v[0]
-}
-
 fn gen_pair(
     s: &Session,
     mech: Mechanism,
@@ -176,30 +147,12 @@ fn gen_pair(
     extra_pub: Vec<Attribute>,
     extra_priv: Vec<Attribute>,
 ) -> (ObjectHandle, ObjectHandle) {
-    let mut pub_t = vec![
-        Attribute::Token(true),
-        Attribute::Label(label.as_bytes().to_vec()),
-        Attribute::Id(id.to_vec()),
-    ];
-    pub_t.extend(extra_pub);
-    let mut priv_t = vec![
-        Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Label(label.as_bytes().to_vec()),
-        Attribute::Id(id.to_vec()),
-    ];
-    priv_t.extend(extra_priv);
+    let (pub_t, priv_t) = pair_templates(label, id, extra_pub, extra_priv);
     s.generate_key_pair(&mech, &pub_t, &priv_t).unwrap()
 }
 
 fn arn_of(s: &Session, h: ObjectHandle) -> String {
-    let v = s
-        .get_attributes(h, &[AttributeType::VendorDefined(CKA_P11KMS_KEY_ARN)])
-        .unwrap();
-    match &v[0] {
-        Attribute::VendorDefined((_, b)) => String::from_utf8(b.clone()).unwrap(),
-        other => panic!("{other:?}"),
-    }
+    vendor(s, h, CKA_P11KMS_KEY_ARN)
 }
 
 /// GetPublicKey's DER SPKI, via boto3 (independent of the module).
@@ -389,10 +342,6 @@ fn oaep_decrypt_of_locally_encrypted_data() {
     assert_eq!(rv, cryptoki::error::RvError::MechanismParamInvalid);
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 #[test]
 fn data_keys_are_kms_wrapped_and_used_locally() {
     need_emulator!();
@@ -480,27 +429,12 @@ fn data_keys_are_kms_wrapped_and_used_locally() {
 
 /// Re-runs this binary as a second process for `child_process`.
 fn run_child(args: &[(&str, String)]) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let mut c = Command::new(exe);
-    c.args([
-        "--exact",
-        "child_process",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("P11KMS_CONF", aws().dir.join("child.toml"))
-    .env("P11KMS_AWS_CHILD", "1");
-    for (k, v) in args {
-        c.env(k, v);
-    }
-    let out = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let mut envs = vec![
+        ("P11KMS_CONF", aws().dir.join("child.toml").into()),
+        ("P11KMS_AWS_CHILD", "1".into()),
+    ];
+    envs.extend(args.iter().map(|(k, v)| (*k, v.into())));
+    run_self("child_process", "child", &envs, &[], None)
 }
 
 /// The second process: sees the same objects with the same ids; with a current cached
@@ -513,12 +447,7 @@ fn child_process() {
     let conf = PathBuf::from(std::env::var("P11KMS_CONF").unwrap());
     let log = conf.with_file_name("child.log");
     let _ = std::fs::remove_file(&log);
-    let ctx = Pkcs11::new(p11kms_path()).unwrap();
-    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .unwrap();
-    let slot = ctx.get_all_slots().unwrap()[0];
-    let s = ctx.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+    let (_ctx, s) = child_token(None);
     let label = std::env::var("CHILD_LABEL").unwrap();
     let v = s
         .find_objects(&[
@@ -529,14 +458,7 @@ fn child_process() {
     assert_eq!(v.len(), 1);
     let calls = kms_calls(&log);
     println!("child: kms calls through C_FindObjects: {}", calls.len());
-    let id = match &s.get_attributes(v[0], &[AttributeType::Id]).unwrap()[0] {
-        Attribute::Id(i) => i.clone(),
-        o => panic!("{o:?}"),
-    };
-    println!(
-        "child: id {}",
-        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    println!("child: id {}", hex_str(&id_of(&s, v[0])));
     let t = std::time::Instant::now();
     let sig = s
         .sign(&Mechanism::EcdsaSha256, v[0], b"from the child")
@@ -727,20 +649,8 @@ fn sign_latency_module_vs_sdk() {
         )
         .unwrap();
     };
-    let median = |f: &mut dyn FnMut()| {
-        f(); // warm-up (connection)
-        let mut v: Vec<u128> = (0..30)
-            .map(|_| {
-                let t = std::time::Instant::now();
-                f();
-                t.elapsed().as_micros()
-            })
-            .collect();
-        v.sort_unstable();
-        v[v.len() / 2]
-    };
-    let sdk = median(&mut || direct());
-    let module = median(&mut || {
+    let sdk = median_of_30_us(&mut || direct());
+    let module = median_of_30_us(&mut || {
         s.sign(&Mechanism::Ecdsa, sh, &digest).unwrap();
     });
     println!(
@@ -798,14 +708,6 @@ fn start_forwarder(port: u16) -> Forwarder {
     Forwarder { live }
 }
 
-fn unused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A token config on the parent's store (PINs, cached listing) with another endpoint.
 fn error_config(endpoint_line: &str, log: &str) -> PathBuf {
     let a = aws();
@@ -820,25 +722,13 @@ fn error_config(endpoint_line: &str, log: &str) -> PathBuf {
 }
 
 fn run_error_child(mode: &str, conf: &Path, envs: &[(&str, String)], clear: &[&str]) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let mut c = Command::new(exe);
-    c.args(["--exact", "error_child", "--nocapture", "--test-threads=1"])
-        .env("P11KMS_CONF", conf)
-        .env("P11KMS_AWS_ERROR_CHILD", mode);
-    for k in clear {
-        c.env_remove(k);
-    }
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    let out = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "error child {mode} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let mut all = vec![
+        ("P11KMS_CONF", conf.into()),
+        ("P11KMS_AWS_ERROR_CHILD", mode.into()),
+    ];
+    all.extend(envs.iter().map(|(k, v)| (*k, v.into())));
+    let what = format!("error child {mode}");
+    run_self("error_child", &what, &all, clear, Some("1 passed"))
 }
 
 /// One bounded step: its result and the check that it took less than timeout + 5 s.
@@ -952,7 +842,7 @@ fn unreachable_endpoint_fails_within_timeout_and_recovers() {
     need_emulator!();
     let s = session();
     error_key(&s, "err-dead", 1);
-    let port = unused_port();
+    let port = free_port();
     let conf = error_config(
         &format!("endpoint = \"http://127.0.0.1:{port}\"\n"),
         "dead.log",
@@ -1096,26 +986,12 @@ fn secp256k1_keygen_signs_through_kms() {
 }
 
 fn run_child_conf(conf: &Path, label: &str) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args([
-            "--exact",
-            "child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("P11KMS_CONF", conf)
-        .env("P11KMS_AWS_CHILD", "1")
-        .env("CHILD_LABEL", label)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let envs = [
+        ("P11KMS_CONF", conf.into()),
+        ("P11KMS_AWS_CHILD", "1".into()),
+        ("CHILD_LABEL", label.into()),
+    ];
+    run_self("child_process", "child", &envs, &[], None)
 }
 
 /// NSS (certutil -G) and SunPKCS11 generate a key pair with neither CKA_LABEL nor

@@ -10,13 +10,14 @@
 
 mod common;
 
+use common::kms::*;
 use common::*;
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 use cryptoki_sys::{CKA_VENDOR_DEFINED, CK_ULONG};
 use serde_json::{json, Value};
@@ -35,12 +36,11 @@ const PROJECT_LOC: &str = "projects/p11kms-test/locations/global";
 const RING: &str = "projects/p11kms-test/locations/global/keyRings/ring";
 const KEK: &str = "projects/p11kms-test/locations/global/keyRings/ring/cryptoKeys/kek";
 
-/// The tests count the emulator's RPCs: they run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
+/// Holds `serial()` for the test: the tests count the emulator's RPCs, so they run one
+/// at a time.
 macro_rules! serial {
     () => {
-        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _serial = serial();
     };
 }
 
@@ -87,11 +87,7 @@ fn emulator() -> &'static Emulator {
                 _child: child,
             };
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gcpkms/emulator.py");
         // A shell that outlives the emulator only while this process lives: the
         // emulator stops when the test binary exits, whatever way it exits.
@@ -241,10 +237,9 @@ struct Gcp {
 /// The token configuration; `extra` is appended to the [[token]] table.
 fn config_text(dir: &Path, log: &str, store: &str, extra: &str) -> String {
     format!(
-        "log_level = \"debug\"\nlog_file = \"{}\"\n\n[[token]]\nlabel = \"gcp\"\nbackend = \"gcp\"\n\
-         key_ring = \"{RING}\"\nkek = \"kek\"\nendpoint = \"{}\"\ncredentials = \"anonymous\"\n\
+        "{}key_ring = \"{RING}\"\nkek = \"kek\"\nendpoint = \"{}\"\ncredentials = \"anonymous\"\n\
          store = \"{}\"\n{extra}\n",
-        dir.join(log).display(),
+        config_head(dir, log, "gcp"),
         endpoint(),
         dir.join(store).display()
     )
@@ -253,7 +248,7 @@ fn config_text(dir: &Path, log: &str, store: &str, extra: &str) -> String {
 fn gcp() -> &'static Gcp {
     static ENV: OnceLock<Gcp> = OnceLock::new();
     ENV.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
+        let dir = kept_dir();
         rest_ok(
             "POST",
             &format!("/v1/{PROJECT_LOC}/keyRings?keyRingId=ring"),
@@ -265,59 +260,15 @@ fn gcp() -> &'static Gcp {
             json!({"purpose": "ENCRYPT_DECRYPT"}),
         );
         // refresh_secs = 1: keys made outside the module show up a second later.
-        let conf = dir.join("p11kms.toml");
-        std::fs::write(
-            &conf,
-            config_text(&dir, "module.log", "gcp.sqlite", "refresh_secs = 1"),
-        )
-        .unwrap();
-        std::env::set_var("P11KMS_CONF", &conf);
-        std::env::set_var("XDG_DATA_HOME", dir.join("xdg"));
-        let ctx = Pkcs11::new(p11kms_path()).unwrap();
-        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .unwrap();
-        let slot = ctx.get_all_slots().unwrap()[0];
-        ctx.init_token(slot, &pin(SO_PIN), "gcp").unwrap();
-        let s = ctx.open_rw_session(slot).unwrap();
-        s.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
-        s.init_pin(&pin(USER_PIN)).unwrap();
-        s.logout().unwrap();
+        let config = config_text(&dir, "module.log", "gcp.sqlite", "refresh_secs = 1");
+        let (ctx, slot) = setup_token(&dir, &config, "gcp");
         Gcp { ctx, dir, slot }
     })
 }
 
 fn session() -> Session {
     let g = gcp();
-    let s = g.ctx.open_rw_session(g.slot).unwrap();
-    match s.login(UserType::User, Some(&pin(USER_PIN))) {
-        Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => s,
-        Err(e) => panic!("login: {e}"),
-    }
-}
-
-fn find(s: &Session, class: ObjectClass, label: &str) -> Vec<ObjectHandle> {
-    s.find_objects(&[
-        Attribute::Class(class),
-        Attribute::Label(label.as_bytes().to_vec()),
-    ])
-    .unwrap()
-}
-
-fn vendor(s: &Session, h: ObjectHandle, ty: CK_ULONG) -> String {
-    match &s
-        .get_attributes(h, &[AttributeType::VendorDefined(ty)])
-        .unwrap()[0]
-    {
-        Attribute::VendorDefined((_, b)) => String::from_utf8(b.clone()).unwrap(),
-        o => panic!("{o:?}"),
-    }
-}
-
-fn id_of(s: &Session, h: ObjectHandle) -> Vec<u8> {
-    match &s.get_attributes(h, &[AttributeType::Id]).unwrap()[0] {
-        Attribute::Id(i) => i.clone(),
-        o => panic!("{o:?}"),
-    }
+    user_session(&g.ctx, g.slot)
 }
 
 /// The private and public key objects of one version, by version name.
@@ -344,7 +295,8 @@ fn pair_of(s: &Session, version: &str) -> (ObjectHandle, ObjectHandle) {
     )
 }
 
-/// The template pkcs11-tool --keypairgen sends (token, private, label, id, usage).
+/// The template pkcs11-tool --keypairgen sends (token, private, sensitive, label, id,
+/// usage).
 fn gen_pair(
     s: &Session,
     mech: Mechanism,
@@ -353,20 +305,9 @@ fn gen_pair(
     extra_pub: Vec<Attribute>,
     extra_priv: Vec<Attribute>,
 ) -> cryptoki::error::Result<(ObjectHandle, ObjectHandle)> {
-    let mut pub_t = vec![
-        Attribute::Token(true),
-        Attribute::Label(label.as_bytes().to_vec()),
-        Attribute::Id(id.to_vec()),
-    ];
-    pub_t.extend(extra_pub);
-    let mut priv_t = vec![
-        Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Label(label.as_bytes().to_vec()),
-        Attribute::Id(id.to_vec()),
-    ];
-    priv_t.extend(extra_priv);
+    let (pub_t, mut priv_t) = pair_templates(label, id, extra_pub, extra_priv);
+    // After CKA_PRIVATE, as pkcs11-tool puts it.
+    priv_t.insert(2, Attribute::Sensitive(true));
     s.generate_key_pair(&mech, &pub_t, &priv_t)
 }
 
@@ -412,43 +353,19 @@ fn run_child_with(
         text = text.replace(from, to);
     }
     std::fs::write(&conf, text).unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("P11KMS_CONF", &conf)
-        .env("P11KMS_GCP_CHILD", mode)
-        .env("P11KMS_GCP_TEST_PORT", emulator().port.to_string())
-        .envs(envs.iter().copied())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child {mode} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let mut all = vec![
+        ("P11KMS_CONF", conf.into()),
+        ("P11KMS_GCP_CHILD", mode.into()),
+        ("P11KMS_GCP_TEST_PORT", emulator().port.to_string().into()),
+    ];
+    all.extend(envs.iter().map(|(k, v)| (*k, v.into())));
+    run_self("child_process", &format!("child {mode}"), &all, &[], None)
 }
 
+/// In the second process: the token (initialized first when `init_token`: an own
+/// store), the user logged in.
 fn child_session(init_token: bool) -> (Pkcs11, Session) {
-    let ctx = Pkcs11::new(p11kms_path()).unwrap();
-    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .unwrap();
-    let slot = ctx.get_all_slots().unwrap()[0];
-    if init_token {
-        ctx.init_token(slot, &pin(SO_PIN), "gcp").unwrap();
-        let s = ctx.open_rw_session(slot).unwrap();
-        s.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
-        s.init_pin(&pin(USER_PIN)).unwrap();
-        s.logout().unwrap();
-    }
-    let s = ctx.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
-    (ctx, s)
+    child_token(init_token.then_some("gcp"))
 }
 
 fn calls_line(label: &str, before: &HashMap<String, u64>) {
@@ -619,17 +536,6 @@ fn child_process() {
         }
         m => panic!("unknown child mode {m}"),
     }
-}
-
-fn rv_of(e: &cryptoki::error::Error) -> RvError {
-    match e {
-        cryptoki::error::Error::Pkcs11(rv, _) => *rv,
-        o => panic!("{o}"),
-    }
-}
-
-fn hex_str(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 // ---- the tests -----------------------------------------------------------------------
@@ -1560,10 +1466,6 @@ fn store_sql(sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 /// CRC32C: a response checksum that disagrees, or a request checksum the service did
 /// not verify, is CKR_DEVICE_ERROR on every RPC that carries one.
 #[test]
@@ -1889,20 +1791,8 @@ fn sign_latency_module_vs_crate() {
                 .unwrap()
         });
     };
-    let median = |f: &mut dyn FnMut()| {
-        f();
-        let mut v: Vec<u128> = (0..30)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_micros()
-            })
-            .collect();
-        v.sort();
-        v[15]
-    };
-    let crate_us = median(&mut direct);
-    let module_us = median(&mut || {
+    let crate_us = median_of_30_us(&mut direct);
+    let module_us = median_of_30_us(&mut || {
         s.sign(&Mechanism::EcdsaSha256, sh, b"latency").unwrap();
     });
     println!(
@@ -2019,11 +1909,7 @@ fn unreachable_endpoint_is_device_error() {
     let s = session();
     ensure_shared(&s);
     let _ = find(&s, ObjectClass::PRIVATE_KEY, "shared-ec");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let out = run_child_with(
         "unreachable",
         "refresh_secs = 3600\ntimeout_secs = 30",

@@ -6,6 +6,8 @@
 //! code itself can be checked against an independent implementation.
 #![allow(dead_code)]
 
+pub mod kms;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
