@@ -260,6 +260,7 @@ fn validate(cfg: &Config, text: &str, path: &Path) -> Result<(), String> {
             .unwrap_or_default()
     };
     let mut seen = std::collections::HashSet::new();
+    let mut stores = std::collections::HashMap::new();
     for t in &cfg.token {
         let bad = |field: &str, why: &str| {
             format!(
@@ -273,6 +274,26 @@ fn validate(cfg: &Config, text: &str, path: &Path) -> Result<(), String> {
         }
         if !seen.insert(t.label.clone()) {
             return Err(bad("label", "two tokens have this label"));
+        }
+        if let Some(p) = &t.store {
+            if !p.is_absolute() {
+                return Err(bad(
+                    "store",
+                    "must be an absolute path: a relative one (also `~/...` or `$HOME/...`, \
+                     which are not expanded) is a different file in every working directory",
+                ));
+            }
+        }
+        // One store per token: two tokens on one file are one token in two slots, and
+        // C_InitToken on one would wipe the other's keys.
+        if let Some(other) = stores.insert(same_file_key(&t.store_path()), t.label.clone()) {
+            return Err(bad(
+                "store",
+                &format!(
+                    "token \"{other}\" uses this store too: each token needs its own \
+                     (initializing one would wipe the other)"
+                ),
+            ));
         }
         // A field's own line when it is there, else the token's label line.
         #[cfg_attr(not(kms), allow(unused_variables))]
@@ -401,6 +422,28 @@ fn validate(cfg: &Config, text: &str, path: &Path) -> Result<(), String> {
 
 /// Checks shared by the cloud backends: timeout and endpoint.
 #[cfg(kms)]
+/// A path as the file it names, for telling two spellings of one store apart: `.` and
+/// `..` resolved, and the directory's symbolic links when it exists already.
+fn same_file_key(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    match (out.parent(), out.file_name()) {
+        (Some(dir), Some(name)) => match std::fs::canonicalize(dir) {
+            Ok(d) => d.join(name),
+            Err(_) => out,
+        },
+        _ => out,
+    }
+}
+
 fn check_common(t: &TokenConfig, bad_field: &dyn Fn(&str, &str) -> String) -> Result<(), String> {
     if t.timeout_secs == Some(0) || t.timeout_secs.is_some_and(|s| s > 600) {
         return Err(bad_field("timeout_secs", "must be 1 to 600"));
@@ -486,6 +529,43 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("`label`"), "{e}");
+    }
+
+    #[test]
+    fn one_store_per_token_and_absolute_paths() {
+        // The same file, however spelled: refused (C_InitToken on one wiped the other).
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        for second in [format!("{d}/s.sqlite"), format!("{d}/./x/../s.sqlite")] {
+            let e = parse(
+                &format!("[[token]]\nlabel = \"one\"\nstore = \"{d}/s.sqlite\"\n[[token]]\nlabel = \"two\"\nstore = \"{second}\"\n"),
+                Path::new("c"),
+            )
+            .unwrap_err();
+            assert!(
+                e.contains("`store`") && e.contains("\"one\" uses this store"),
+                "{e}"
+            );
+        }
+        parse(
+            &format!("[[token]]\nlabel = \"one\"\nstore = \"{d}/a.sqlite\"\n[[token]]\nlabel = \"two\"\nstore = \"{d}/b.sqlite\"\n"),
+            Path::new("c"),
+        )
+        .unwrap();
+        for bad in [
+            "",
+            "x.sqlite",
+            "~/p11/x.sqlite",
+            "$HOME/x.sqlite",
+            "./x.sqlite",
+        ] {
+            let e = parse(
+                &format!("[[token]]\nlabel = \"a\"\nstore = \"{bad}\"\n"),
+                Path::new("c"),
+            )
+            .unwrap_err();
+            assert!(e.contains("absolute path"), "{bad:?}: {e}");
+        }
     }
 
     #[cfg(feature = "gcp")]

@@ -492,6 +492,25 @@ fn child_process() {
                 r.map(|_| ()).map_err(|e| rv_of(&e))
             );
         }
+        // Own store, a key ring that does not exist: key pair generation is the
+        // token's problem (CKR_DEVICE_ERROR), not a key handle's.
+        "noring" => {
+            let (_ctx, s) = child_session(true);
+            let (pubt, privt) = pair_templates(
+                "noring",
+                &[0x4e],
+                vec![
+                    Attribute::Verify(true),
+                    Attribute::EcParams(P256_PARAMS.to_vec()),
+                ],
+                vec![Attribute::Sign(true)],
+            );
+            let r = s.generate_key_pair(&Mechanism::EccKeyPairGen, &pubt, &privt);
+            println!(
+                "child: key pair generation: {:?}",
+                r.map(|_| ()).map_err(|e| rv_of(&e))
+            );
+        }
         // Same store, a closed port: the cached objects are there, a sign fails.
         "unreachable" => {
             let (_ctx, s) = child_session(false);
@@ -1899,6 +1918,30 @@ fn missing_kek_is_device_error() {
     );
     let log = std::fs::read_to_string(gcp().dir.join("child-nokek.log")).unwrap();
     assert!(log.contains("kms Encrypt failed (not found)"), "{log}");
+}
+
+/// A key ring that is not there: NOT_FOUND on CreateCryptoKey names the token's
+/// configuration, not an application's key: CKR_DEVICE_ERROR (C_GenerateKeyPair has no
+/// CKR_KEY_HANDLE_INVALID).
+#[test]
+fn missing_key_ring_is_device_error() {
+    serial!();
+    let _ = gcp();
+    let out = run_child_with(
+        "noring",
+        "",
+        false,
+        &[(
+            &format!("key_ring = \"{RING}\""),
+            format!("key_ring = \"{RING}-gone\""),
+        )],
+        &[],
+    );
+    print!("{out}");
+    assert!(
+        out.contains("child: key pair generation: Err(DeviceError)"),
+        "{out}"
+    );
 }
 
 /// A closed port: the token still opens and lists from its cache; a sign is

@@ -691,3 +691,35 @@ fn fork_child_cannot_use_the_parents_cached_session() {
         assert_eq!(call!(C_Finalize, std::ptr::null_mut()), CKR_OK);
     });
 }
+
+/// A store that cannot be opened: C_Initialize answers CKR_FUNCTION_FAILED (§5.4 lists
+/// neither CKR_DEVICE_ERROR nor CKR_TOKEN_NOT_RECOGNIZED for it), and stderr names the
+/// token and the path.
+#[test]
+fn unopenable_store_is_function_failed() {
+    p11kms_only!();
+    const NAME: &str = "unopenable_store_is_function_failed";
+    if std::env::var(CHILD_ENV).as_deref() == Ok(NAME) {
+        assert_eq!(init_null(), CKR_FUNCTION_FAILED);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("p11kms.toml");
+    // A directory can never be created under /proc.
+    std::fs::write(
+        &conf,
+        "[[token]]\nlabel = \"nowhere\"\nstore = \"/proc/p11kms-none/t.sqlite\"\n",
+    )
+    .unwrap();
+    let out = run_child(NAME, &[("P11KMS_CONF", conf.to_str().unwrap())]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("nowhere") && stderr.contains("/proc/p11kms-none/t.sqlite"),
+        "stderr names the token and the store:\n{stderr}"
+    );
+}

@@ -43,7 +43,14 @@ pub fn initialize(reserved: Option<String>) -> Result<()> {
                 t.store_path().display()
             );
             eprintln!("{msg}");
-            Error::msg(e.rv(), msg)
+            // C_Initialize may answer only what §5.4 lists: a store it cannot open or
+            // read (CKR_DEVICE_ERROR, CKR_TOKEN_NOT_RECOGNIZED inside) is a failure of
+            // the function; stderr and the log name the token and the cause.
+            let rv = match e.rv() {
+                CKR_HOST_MEMORY | CKR_GENERAL_ERROR | CKR_CANT_LOCK => e.rv(),
+                _ => CKR_FUNCTION_FAILED,
+            };
+            Error::msg(rv, msg)
         })?;
         tokens.push(Arc::new(tok));
     }

@@ -248,6 +248,16 @@ fn gcp_error(op: &str, e: google_cloud_gax::error::Error) -> Error {
             CKR_KEY_FUNCTION_NOT_PERMITTED,
             "key version disabled or destroyed",
         ),
+        // What these miss is the key ring (or its location): the token's configuration,
+        // not a key handle of the application's.
+        Some(Code::NotFound)
+            if matches!(
+                op,
+                "CreateCryptoKey" | "ListCryptoKeys" | "GenerateRandomBytes"
+            ) =>
+        {
+            (CKR_DEVICE_ERROR, "key ring not found (check key_ring)")
+        }
         Some(Code::NotFound) => (CKR_KEY_HANDLE_INVALID, "not found"),
         Some(Code::InvalidArgument) if decrypting => {
             (CKR_ENCRYPTED_DATA_INVALID, "ciphertext refused")
