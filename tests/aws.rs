@@ -583,6 +583,54 @@ fn destroy_schedules_deletion_and_objects_disappear() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// C_DestroyObject of keys removed outside the module while their objects are cached:
+/// one scheduled for deletion already, one whose alias was deleted. Both succeed (what
+/// C_DestroyObject asks for holds, DescribeKey confirms it), the objects go, and the
+/// key whose alias went is scheduled for deletion too.
+#[test]
+fn destroy_of_keys_removed_elsewhere_succeeds() {
+    need_emulator!();
+    let s = session();
+    let gen = |label: &str, id: u8| {
+        let (_, sh) = gen_pair(
+            &s,
+            Mechanism::EccKeyPairGen,
+            label,
+            &[0xde, id],
+            vec![Attribute::EcParams(hex("06082a8648ce3d030107"))],
+            vec![],
+        );
+        (sh, arn_of(&s, sh))
+    };
+    let (pending, pending_arn) = gen("pending-elsewhere", 1);
+    boto(&format!(
+        "k.schedule_key_deletion(KeyId='{pending_arn}', PendingWindowInDays=7)"
+    ));
+    let (unaliased, unaliased_arn) = gen("unaliased-elsewhere", 2);
+    boto(&format!(
+        "k.delete_alias(AliasName='{}unaliased-elsewhere')",
+        aws().prefix
+    ));
+    s.destroy_object(pending).unwrap();
+    s.destroy_object(unaliased).unwrap();
+    for (label, arn) in [
+        ("pending-elsewhere", &pending_arn),
+        ("unaliased-elsewhere", &unaliased_arn),
+    ] {
+        let left = s
+            .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
+            .unwrap();
+        assert!(left.is_empty(), "{label}: {left:?}");
+        assert_eq!(
+            boto(&format!(
+                "print(k.describe_key(KeyId='{arn}')['KeyMetadata']['KeyState'])"
+            )),
+            "PendingDeletion",
+            "{label}"
+        );
+    }
+}
+
 #[test]
 fn disabled_key_is_key_function_not_permitted() {
     need_emulator!();

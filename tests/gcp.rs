@@ -1300,6 +1300,38 @@ fn destroy_schedules_version_destruction() {
     assert!(find(&s, ObjectClass::PRIVATE_KEY, "doomed").is_empty());
 }
 
+/// C_DestroyObject of a version destroyed outside the module (its objects still
+/// cached): what it asks for holds already, so it succeeds — after DestroyCryptoKeyVersion
+/// (FAILED_PRECONDITION) and a GetCryptoKeyVersion that confirms the state — and the
+/// objects go.
+#[test]
+fn destroy_of_a_version_destroyed_elsewhere_succeeds() {
+    serial!();
+    let s = session();
+    let (_, sh) = gen_pair(
+        &s,
+        Mechanism::EccKeyPairGen,
+        "twice-doomed",
+        &[0xdd, 0x02],
+        vec![Attribute::EcParams(P256_PARAMS.to_vec())],
+        vec![],
+    )
+    .unwrap();
+    rest_ok(
+        "POST",
+        &format!("/v1/{}:destroy", version1("twice-doomed")),
+        json!({}),
+    );
+    let before = calls();
+    s.destroy_object(sh).unwrap();
+    assert_eq!(
+        delta(&before),
+        d(&[("DestroyCryptoKeyVersion", 1), ("GetCryptoKeyVersion", 1)])
+    );
+    assert!(find(&s, ObjectClass::PRIVATE_KEY, "twice-doomed").is_empty());
+    assert!(find(&s, ObjectClass::PUBLIC_KEY, "twice-doomed").is_empty());
+}
+
 /// A version destroyed outside the module while its objects are still cached: the
 /// sign fails with the documented code, and the next listing drops it.
 #[test]

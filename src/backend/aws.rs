@@ -601,26 +601,68 @@ impl AwsBackend {
         self.cache.update(Some(next), None)
     }
 
+    /// DeleteAlias, then ScheduleKeyDeletion. An alias or key removed outside the
+    /// module already (alias not found; key pending deletion or not found, confirmed by
+    /// DescribeKey) is what C_DestroyObject asks for, not an error: the objects go.
     fn schedule_deletion(&self, key_id: &str, alias: Option<&str>, days: u32) -> Result<()> {
         let c = self.client()?;
         if let Some(a) = alias {
-            self.run("DeleteAlias", async {
+            match self.run("DeleteAlias", async {
                 c.delete_alias()
                     .alias_name(a)
                     .send()
                     .await
                     .map_err(|e| kms_error("DeleteAlias", e))
-            })?;
+            }) {
+                Err(e) if e.rv() == CKR_KEY_HANDLE_INVALID => {
+                    log_at!(Info, "alias {a} was deleted already");
+                }
+                r => {
+                    r?;
+                }
+            }
         }
-        self.run("ScheduleKeyDeletion", async {
+        match self.run("ScheduleKeyDeletion", async {
             c.schedule_key_deletion()
                 .key_id(key_id)
                 .pending_window_in_days(days as i32)
                 .send()
                 .await
                 .map_err(|e| kms_error("ScheduleKeyDeletion", e))
-        })?;
-        Ok(())
+        }) {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.rv(),
+                    CKR_KEY_FUNCTION_NOT_PERMITTED | CKR_KEY_HANDLE_INVALID
+                ) && self.key_is_gone(key_id)? =>
+            {
+                log_at!(Info, "KMS key {key_id} was scheduled for deletion already");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether key `key_id` is pending deletion (or not there at all).
+    fn key_is_gone(&self, key_id: &str) -> Result<bool> {
+        let c = self.client()?;
+        match self.run("DescribeKey", async {
+            c.describe_key()
+                .key_id(key_id)
+                .send()
+                .await
+                .map_err(|e| kms_error("DescribeKey", e))
+        }) {
+            Ok(d) => Ok(d.key_metadata.is_some_and(|m| {
+                matches!(
+                    m.key_state(),
+                    Some(KeyState::PendingDeletion | KeyState::PendingReplicaDeletion)
+                )
+            })),
+            Err(e) if e.rv() == CKR_KEY_HANDLE_INVALID => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     /// The remote half of a listed key.

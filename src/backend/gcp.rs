@@ -835,13 +835,30 @@ impl GcpBackend {
     fn destroy_version(&self, name: &str) -> Result<()> {
         const OP: &str = "DestroyCryptoKeyVersion";
         let c = self.client()?;
-        let v = self.run(OP, async {
+        let v = match self.run(OP, async {
             c.destroy_crypto_key_version()
                 .set_name(name)
                 .send()
                 .await
                 .map_err(|e| gcp_error(OP, e))
-        })?;
+        }) {
+            Ok(v) => v,
+            // FAILED_PRECONDITION or NOT_FOUND: destroyed already, outside the module?
+            // Then what C_DestroyObject asks for holds, and its objects go.
+            Err(e)
+                if matches!(
+                    e.rv(),
+                    CKR_KEY_FUNCTION_NOT_PERMITTED | CKR_KEY_HANDLE_INVALID
+                ) && self.version_is_gone(name)? =>
+            {
+                log_at!(
+                    Info,
+                    "Cloud KMS {name} was destroyed already: its objects go"
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         if !matches!(
             v.state,
             CryptoKeyVersionState::DestroyScheduled | CryptoKeyVersionState::Destroyed
@@ -852,6 +869,26 @@ impl GcpBackend {
             )));
         }
         Ok(())
+    }
+
+    /// Whether version `name` is destroyed, scheduled for destruction or not there.
+    fn version_is_gone(&self, name: &str) -> Result<bool> {
+        const OP: &str = "GetCryptoKeyVersion";
+        let c = self.client()?;
+        match self.run(OP, async {
+            c.get_crypto_key_version()
+                .set_name(name)
+                .send()
+                .await
+                .map_err(|e| gcp_error(OP, e))
+        }) {
+            Ok(v) => Ok(matches!(
+                v.state,
+                CryptoKeyVersionState::DestroyScheduled | CryptoKeyVersionState::Destroyed
+            )),
+            Err(e) if e.rv() == CKR_KEY_HANDLE_INVALID => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     /// C_SetAttributeValue of CKA_ID / CKA_LABEL on a listed version's objects (module
