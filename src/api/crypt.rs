@@ -1,7 +1,7 @@
 //! Encryption and decryption (§5.8, §5.9).
 
 use super::{module, usable_key, with_cached_key, with_session, KeyUse};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::mechanism::{self, Mechanism};
 use crate::session::{keeps_operation, with_stash, Cap, CipherOp, Output, Session};
 use cryptoki_sys::*;
@@ -76,10 +76,8 @@ pub fn init(h: CK_SESSION_HANDLE, d: Dir, mech: &Mechanism, key: CK_OBJECT_HANDL
 /// Start the operation with the session's checked key (`usable_key` put it in the
 /// key cache).
 fn start(g: &mut Session, d: Dir, mech: &Mechanism) -> Result<()> {
-    let k = match g.key_cache.as_mut() {
-        Some(c) => c.spare.take().unwrap_or_else(|| c.key.clone()),
-        None => return Err(Error::general("key cache empty after a key check")),
-    };
+    let c = g.checked_key()?;
+    let k = c.spare.take().unwrap_or_else(|| c.key.clone());
     let op = mechanism::cipher_init(mech, k, d == Dir::Encrypt)?;
     *slot(g, d) = Some(CipherOp {
         op,

@@ -33,10 +33,7 @@ pub fn sign_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE) 
 
 /// Start a sign with the session's checked key (`usable_key` put it in the cache).
 fn sign_start(g: &mut Session, mech: &Mechanism) -> Result<()> {
-    let c = g
-        .key_cache
-        .as_ref()
-        .ok_or_else(|| Error::general("key cache empty after a key check"))?;
+    let c = g.checked_key()?;
     let op = mechanism::sign_init(mech, &c.key)?;
     let needs_auth = c.always_authenticate;
     g.sign = Some(SignOp {
@@ -129,10 +126,7 @@ pub fn verify_init(h: CK_SESSION_HANDLE, mech: &Mechanism, key: CK_OBJECT_HANDLE
 
 /// Start a verify with the session's checked key.
 fn verify_start(g: &mut Session, mech: &Mechanism) -> Result<()> {
-    let c = g
-        .key_cache
-        .as_ref()
-        .ok_or_else(|| Error::general("key cache empty after a key check"))?;
+    let c = g.checked_key()?;
     let op = mechanism::verify_init(mech, &c.key)?;
     g.verify = Some(VerifyOp {
         op,

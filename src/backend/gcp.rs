@@ -530,7 +530,7 @@ impl GcpBackend {
     fn decrypt_aad(&self, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         const OP: &str = "Decrypt";
         let c = self.client()?;
-        let r = self.run(OP, async {
+        let mut r = self.run(OP, async {
             c.decrypt()
                 .set_name(&self.kek)
                 .set_ciphertext(blob.to_vec())
@@ -541,7 +541,6 @@ impl GcpBackend {
                 .await
                 .map_err(|e| gcp_error(OP, e))
         })?;
-        let mut r = r;
         let plain = take_secret(&mut r.plaintext);
         check_crc(OP, "plaintext_crc32c", &plain, r.plaintext_crc32c)?;
         Ok(plain)

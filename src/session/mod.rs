@@ -111,6 +111,14 @@ impl Session {
         };
     }
 
+    /// The key `usable_key` (or the fast path's cache check) just approved: the one an
+    /// init starts its operation with.
+    pub fn checked_key(&mut self) -> Result<&mut KeyCache> {
+        self.key_cache
+            .as_mut()
+            .ok_or_else(|| Error::general("key cache empty after a key check"))
+    }
+
     /// The session is gone: drop its operations and cached key now (a thread may hold
     /// a reference to it for a while, see `closed`).
     pub fn close(&mut self) {
